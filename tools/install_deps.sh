@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs every Debian package the project needs to build, test and run.
+# Idempotent: when everything is already installed it only says so.
+# Needs root (apt-get). Debian 12.
+set -euo pipefail
+
+PACKAGES=(
+  bazel-bootstrap
+  g++ clang libclang-rt-14-dev
+  pkg-config
+  liburing-dev
+  libsodium-dev
+  libabsl-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libpcap-dev
+  libcpp-httplib-dev nlohmann-json3-dev prometheus-cpp-dev libsystemd-dev
+  iproute2 procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install_deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install_deps: need root to install: ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "install_deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${PACKAGES[@]}" >/dev/null
+echo "install_deps: done"

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The project's full test suite, as CI runs it (.ci/run calls exactly this).
+#   1. installs what it needs (tools/install_deps.sh),
+#   2. builds everything and runs every test: bazel test //...
+#   3. runs the unit and relay tests again under AddressSanitizer + UBSan.
+# Set QUICK=1 to run step 2 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash tools/install_deps.sh
+
+echo "== bazel test //... (gcc, -O2)"
+bazel test //...
+
+if [ "${QUICK:-0}" != "1" ]; then
+  echo "== bazel test --config=asan //... (clang, ASan + UBSan)"
+  bazel test --config=asan //...
+fi
