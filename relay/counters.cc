@@ -1,0 +1,52 @@
+#include "relay/counters.h"
+
+namespace peerrelay::relay {
+
+absl::string_view DropReasonName(DropReason r) {
+  switch (r) {
+    case DropReason::kShortDatagram: return "short_datagram";
+    case DropReason::kBadControlProtocol: return "bad_control_protocol";
+    case DropReason::kUnknownVni: return "unknown_vni";
+    case DropReason::kNotBound: return "not_bound";
+    case DropReason::kUnknownSource: return "unknown_source";
+    case DropReason::kNotDisco: return "not_disco";
+    case DropReason::kUnknownSender: return "unknown_sender";
+    case DropReason::kBadSenderKey: return "bad_sender_key";
+    case DropReason::kBoxOpenFailed: return "box_open_failed";
+    case DropReason::kBadMessage: return "bad_message";
+    case DropReason::kUnexpectedMessage: return "unexpected_message";
+    case DropReason::kWrongVni: return "wrong_vni";
+    case DropReason::kWrongRemoteKey: return "wrong_remote_key";
+    case DropReason::kZeroGeneration: return "zero_generation";
+    case DropReason::kStaleGeneration: return "stale_generation";
+    case DropReason::kBadMac: return "bad_mac";
+    case DropReason::kBadAnswer: return "bad_answer";
+    case DropReason::kWrongAddress: return "wrong_address";
+    case DropReason::kAlreadyBound: return "already_bound";
+    case DropReason::kEndpointGone: return "endpoint_gone";
+    case DropReason::kSlowPathQueueFull: return "slow_path_queue_full";
+    case DropReason::kRateLimited: return "rate_limited";
+    case DropReason::kCount: break;
+  }
+  return "unknown";
+}
+
+void CountersSnapshot::Add(const Counters& c) {
+  received += c.received.Get();
+  received_bytes += c.received_bytes.Get();
+  relayed += c.relayed.Get();
+  relayed_bytes += c.relayed_bytes.Get();
+  to_slow_path += c.to_slow_path.Get();
+  send_failed += c.send_failed.Get();
+  challenges_sent += c.challenges_sent.Get();
+  handshakes_completed += c.handshakes_completed.Get();
+  for (size_t i = 0; i < kNumDropReasons; ++i) dropped[i] += c.dropped[i].Get();
+}
+
+uint64_t CountersSnapshot::DroppedTotal() const {
+  uint64_t n = 0;
+  for (uint64_t d : dropped) n += d;
+  return n;
+}
+
+}  // namespace peerrelay::relay

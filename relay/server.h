@@ -1,0 +1,213 @@
+// Server: the relay's semantics, with no I/O (../shared/PROTOCOL.md,
+// "Server behaviour"). Bytes, a source address and `now` go in; a verdict,
+// or a reply to send, comes out. The engine (engine/) owns the sockets.
+//
+// Pipeline of one datagram:
+//   engine recv -> Process() -> Forward{dest}  -> engine sends it unchanged
+//                            -> SlowPath       -> queue -> HandleControl()
+//                                                 -> reply bytes + dest
+//                            -> Drop{reason}   (counted, nothing sent)
+//
+// Concurrency. Endpoints live in a table of kNumShards shards keyed by VNI,
+// each behind its own std::shared_mutex. Process() (every core, every data
+// datagram) takes one shard's lock shared and never a global lock; the slow
+// path and expiry take a shard's lock exclusively only to apply a state
+// change, never while doing crypto. Allocation and the key-pair index are
+// behind `alloc_mu_`; lock order is alloc_mu_, then a shard.
+//
+// Time is int64 nanoseconds on a monotonic clock, passed in by the caller
+// (read once per batch), so tests drive it with a fake clock.
+//
+//   auto server = Server::Create(config, now).value();
+//   EndpointInfo ep = server->Allocate(key_a, key_b, now).value();
+//   Verdict v = server->Process(pkt, len, from, now, &counters);
+//   if (v.kind == Verdict::kSlowPath) {
+//     ControlReply reply;
+//     if (server->HandleControl(pkt, len, from, now, &counters, &reply))
+//       send(reply.bytes, reply.len, reply.destination);
+//   }
+//   server->Expire(now);  // periodically
+#ifndef PEERRELAY_RELAY_SERVER_H_
+#define PEERRELAY_RELAY_SERVER_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "common/socket_address.h"
+#include "disco/envelope.h"
+#include "disco/key.h"
+#include "disco/message.h"
+#include "geneve/geneve.h"
+#include "relay/challenge_mac.h"
+#include "relay/counters.h"
+#include "relay/vni_allocator.h"
+
+namespace peerrelay::relay {
+
+inline constexpr int64_t kSecond = 1'000'000'000;
+// Three paths of up to 10 s latency each (Tailscale's default).
+inline constexpr int64_t kDefaultBindLifetime = 30 * kSecond;
+inline constexpr int64_t kDefaultSteadyStateLifetime = 5 * 60 * kSecond;
+
+struct ServerConfig {
+  // The server's identity; generated when absent.
+  std::optional<disco::KeyPair> key_pair;
+  // Candidate addresses (with the relay port) handed to clients.
+  std::vector<SocketAddress> addresses;
+  int64_t bind_lifetime_ns = kDefaultBindLifetime;
+  int64_t steady_state_lifetime_ns = kDefaultSteadyStateLifetime;
+  disco::Dialect dialect = disco::Dialect::kCurrent;
+  // Cap on endpoints alive at once; 0 means the whole VNI space.
+  uint32_t max_endpoints = 0;
+  // Highest VNI handed out (tests shrink the space to exhaust it).
+  uint32_t vni_limit = VniAllocator::kMaxVni;
+};
+
+// What an allocation returns to the client (PROTOCOL.md "Allocation").
+struct EndpointInfo {
+  disco::DiscoKey server_key;
+  std::array<disco::DiscoKey, 2> client_keys;  // sorted
+  uint64_t lamport_id = 0;
+  uint32_t vni = 0;
+  std::vector<SocketAddress> addresses;
+  int64_t bind_lifetime_ns = 0;
+  int64_t steady_state_lifetime_ns = 0;
+};
+
+// One endpoint as the session view shows it.
+struct SessionInfo {
+  uint32_t vni = 0;
+  uint64_t lamport_id = 0;
+  std::array<disco::DiscoKey, 2> client_keys;
+  std::array<std::optional<SocketAddress>, 2> bound;
+  int64_t allocated_at_ns = 0;
+  std::array<int64_t, 2> last_seen_ns{};  // 0: never
+  // Relayed *from* side i (to the other side).
+  std::array<uint64_t, 2> packets{};
+  std::array<uint64_t, 2> bytes{};
+};
+
+struct Verdict {
+  enum Kind : uint8_t { kForward, kSlowPath, kDrop };
+  Kind kind = kDrop;
+  DropReason reason = DropReason::kCount;  // set when kind == kDrop
+  SocketAddress destination;               // set when kind == kForward
+};
+
+// The largest control reply: Geneve header + envelope + current handshake.
+inline constexpr size_t kMaxControlReply =
+    geneve::kHeaderSize + disco::kEnvelopeOverhead + disco::kMaxHandshakeSize;
+
+struct ControlReply {
+  SocketAddress destination;
+  size_t len = 0;
+  std::array<uint8_t, kMaxControlReply> bytes;
+};
+
+class Server {
+ public:
+  // 256 shards: with VNIs handed out in sequence, endpoints spread evenly,
+  // and two cores contend only when they touch the same shard at once.
+  static constexpr uint32_t kNumShards = 256;
+
+  static absl::StatusOr<std::unique_ptr<Server>> Create(ServerConfig config,
+                                                        int64_t now_ns);
+  ~Server();
+
+  const disco::DiscoKey& server_key() const { return key_pair_.public_key(); }
+  disco::Dialect dialect() const { return dialect_; }
+
+  // Allocates (or returns) the endpoint for the unordered pair {a, b}.
+  // Errors: InvalidArgument (a key equals the server's, a == b),
+  // Unavailable (no address to advertise yet), ResourceExhausted ("VNI pool
+  // exhausted", endpoint cap), FailedPrecondition (server closed).
+  absl::StatusOr<EndpointInfo> Allocate(const disco::DiscoKey& a,
+                                        const disco::DiscoKey& b,
+                                        int64_t now_ns);
+
+  // The fast-path verdict for one received datagram. Counts received bytes,
+  // relays and drops in `c`; a kSlowPath verdict is *not* counted: the caller
+  // counts it as to_slow_path or as a drop (kSlowPathQueueFull).
+  // Never allocates, never blocks on anything but one shard's shared lock.
+  Verdict Process(const uint8_t* pkt, size_t len, const SocketAddress& from,
+                  int64_t now_ns, Counters* c);
+
+  // The slow path for a control datagram (a kSlowPath verdict). Returns true
+  // with `reply` filled when a reply must be sent; false when nothing is sent
+  // (the handshake completed, or the datagram was dropped: counted in `c`).
+  // Thread-safe; does its crypto outside every lock.
+  bool HandleControl(const uint8_t* pkt, size_t len, const SocketAddress& from,
+                     int64_t now_ns, Counters* c, ControlReply* reply);
+
+  // Removes endpoints whose lifetime has passed and frees their VNIs.
+  // Locks one shard at a time. Returns how many were removed.
+  size_t Expire(int64_t now_ns);
+
+  // Further allocations fail; relaying goes on.
+  void Close();
+  void SetAddresses(std::vector<SocketAddress> addresses);
+  std::vector<SocketAddress> addresses() const;
+
+  std::vector<SessionInfo> Sessions() const;
+  size_t endpoint_count() const;
+  // Test and benchmark hook: marks both sides of `vni` bound to the given
+  // addresses as if their handshakes had completed at `now_ns`.
+  bool BindForTesting(uint32_t vni, const SocketAddress& a,
+                      const SocketAddress& b, int64_t now_ns);
+
+ private:
+  struct Side;
+  struct Endpoint;
+  struct alignas(64) Shard {
+    mutable std::shared_mutex mu;
+    absl::flat_hash_map<uint32_t, std::unique_ptr<Endpoint>> endpoints;
+  };
+  using KeyPairIndex =
+      absl::flat_hash_map<std::pair<disco::DiscoKey, disco::DiscoKey>,
+                          uint32_t>;
+
+  Server(ServerConfig config, disco::KeyPair key_pair, int64_t now_ns);
+
+  Shard& ShardFor(uint32_t vni) { return shards_[vni % kNumShards]; }
+  const Shard& ShardFor(uint32_t vni) const {
+    return shards_[vni % kNumShards];
+  }
+  bool ExpiredLocked(const Endpoint& ep, int64_t now_ns) const;
+  // Removes `vni` from its shard, the pair index and the VNI pool (only if
+  // it has expired at `if_expired_at`, when given). Needs alloc_mu_ held.
+  bool RemoveEndpointLocked(uint32_t vni,
+                            std::optional<int64_t> if_expired_at);
+  EndpointInfo InfoLocked(const Endpoint& ep) const;
+  size_t SealReply(uint32_t vni, const disco::HandshakeMessage& msg,
+                   const disco::SharedKey& key, uint8_t* out) const;
+
+  const disco::KeyPair key_pair_;
+  const disco::Dialect dialect_;
+  const int64_t bind_lifetime_ns_;
+  const int64_t steady_state_lifetime_ns_;
+  const uint32_t max_endpoints_;
+  ChallengeMac mac_;
+
+  mutable std::mutex alloc_mu_;
+  VniAllocator vnis_;                          // guarded by alloc_mu_
+  KeyPairIndex by_pair_;                       // guarded by alloc_mu_
+  uint64_t lamport_ = 0;                       // guarded by alloc_mu_
+  bool closed_ = false;                        // guarded by alloc_mu_
+  std::vector<SocketAddress> addresses_;       // guarded by alloc_mu_
+
+  std::atomic<size_t> endpoint_count_{0};
+  std::array<Shard, kNumShards> shards_;
+};
+
+}  // namespace peerrelay::relay
+
+#endif  // PEERRELAY_RELAY_SERVER_H_

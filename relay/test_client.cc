@@ -1,0 +1,107 @@
+#include "relay/test_client.h"
+
+#include "disco/envelope.h"
+#include "geneve/geneve.h"
+
+namespace peerrelay::relay {
+
+TestClient::TestClient(disco::Dialect dialect,
+                       const disco::DiscoKey& server_key,
+                       SocketAddress address)
+    : dialect_(dialect),
+      key_pair_(disco::KeyPair::Generate()),
+      server_key_(server_key),
+      shared_(disco::SharedKey::Compute(server_key, key_pair_).value()),
+      address_(address) {}
+
+Bytes TestClient::Seal(const disco::HandshakeMessage& msg,
+                       uint32_t geneve_vni) const {
+  Bytes pt(disco::kMaxHandshakeSize);
+  pt.resize(disco::MarshalHandshake(dialect_, msg, pt.data()));
+  return SealRaw(pt, geneve_vni);
+}
+
+Bytes TestClient::SealRaw(const Bytes& pt, uint32_t geneve_vni) const {
+  Bytes out(geneve::kHeaderSize + disco::kEnvelopeOverhead + pt.size());
+  (void)geneve::Encode({.control = true,
+                        .protocol = geneve::kProtocolDisco,
+                        .vni = geneve_vni},
+                       out.data());
+  disco::SealEnvelope(key(), shared_, pt.data(), pt.size(),
+                      out.data() + geneve::kHeaderSize);
+  return out;
+}
+
+Bytes TestClient::Bind(uint32_t generation) const {
+  return Seal({.type = disco::MessageType::kBind,
+               .vni = vni_,
+               .generation = generation,
+               .remote_key = remote_},
+              vni_);
+}
+
+std::optional<disco::HandshakeMessage> TestClient::OpenChallenge(
+    const Bytes& d) const {
+  geneve::Header h;
+  if (!geneve::Decode(d.data(), d.size(), &h) || !h.control ||
+      h.protocol != geneve::kProtocolDisco || h.version != 0) {
+    return std::nullopt;
+  }
+  disco::EnvelopeView env;
+  if (!disco::PeekEnvelope(d.data() + geneve::kHeaderSize,
+                           d.size() - geneve::kHeaderSize, &env) ||
+      disco::DiscoKey::FromBytes(env.sender_key) != server_key_) {
+    return std::nullopt;
+  }
+  uint8_t pt[1500];
+  size_t pt_len = 0;
+  if (env.sealed_len > sizeof(pt) ||
+      !disco::OpenEnvelope(shared_, env, pt, &pt_len)) {
+    return std::nullopt;
+  }
+  disco::HandshakeMessage m;
+  if (disco::ParseHandshake(dialect_, pt, pt_len, &m) !=
+          disco::ParseError::kOk ||
+      m.type != disco::MessageType::kChallenge) {
+    return std::nullopt;
+  }
+  return m;
+}
+
+Bytes TestClient::Answer(const disco::HandshakeMessage& challenge) const {
+  disco::HandshakeMessage a = challenge;
+  a.type = disco::MessageType::kAnswer;
+  return Seal(a, vni_);
+}
+
+Bytes TestClient::Data(const Bytes& payload, uint16_t protocol) const {
+  Bytes out(geneve::kHeaderSize);
+  (void)geneve::Encode({.control = false, .protocol = protocol, .vni = vni_},
+                       out.data());
+  out.insert(out.end(), payload.begin(), payload.end());
+  return out;
+}
+
+bool TestClient::Handshake(Server& server, int64_t now_ns, Counters* c,
+                           uint32_t generation) {
+  Bytes bind = Bind(generation);
+  ControlReply reply;
+  if (!server.HandleControl(bind.data(), bind.size(), address_, now_ns, c,
+                            &reply)) {
+    return false;
+  }
+  if (reply.destination != address_) return false;
+  auto ch = OpenChallenge(Bytes(reply.bytes.begin(),
+                                reply.bytes.begin() + reply.len));
+  if (!ch) return false;
+  Bytes answer = Answer(*ch);
+  const uint64_t drops_before = c->DroppedTotal();
+  const uint64_t done_before = c->handshakes_completed.Get();
+  ControlReply none;
+  bool replied = server.HandleControl(answer.data(), answer.size(), address_,
+                                      now_ns, c, &none);
+  return !replied && c->DroppedTotal() == drops_before &&
+         c->handshakes_completed.Get() == done_before + 1;
+}
+
+}  // namespace peerrelay::relay

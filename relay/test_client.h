@@ -1,0 +1,70 @@
+// TestClient: a disco client for tests and benchmarks. It seals real
+// handshake messages to the server with its own key pair, opens the
+// server's Challenges, and frames data datagrams, so a test can drive whole
+// handshakes through Server (or, over sockets, through relayd).
+#ifndef PEERRELAY_RELAY_TEST_CLIENT_H_
+#define PEERRELAY_RELAY_TEST_CLIENT_H_
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "common/socket_address.h"
+#include "disco/key.h"
+#include "disco/message.h"
+#include "relay/counters.h"
+#include "relay/server.h"
+
+namespace peerrelay::relay {
+
+using Bytes = std::vector<uint8_t>;
+
+class TestClient {
+ public:
+  TestClient(disco::Dialect dialect, const disco::DiscoKey& server_key,
+             SocketAddress address);
+
+  const disco::DiscoKey& key() const { return key_pair_.public_key(); }
+  const SocketAddress& address() const { return address_; }
+  void set_address(const SocketAddress& a) { address_ = a; }
+  // The endpoint this client binds to and its peer's key.
+  void SetEndpoint(uint32_t vni, const disco::DiscoKey& remote) {
+    vni_ = vni;
+    remote_ = remote;
+  }
+  uint32_t vni() const { return vni_; }
+
+  // A whole control datagram (Geneve + envelope) carrying `msg`, sealed to
+  // the server with this client's key.
+  Bytes Seal(const disco::HandshakeMessage& msg,
+             uint32_t geneve_vni) const;
+  // As Seal, for an arbitrary plaintext (malformed messages in tests).
+  Bytes SealRaw(const Bytes& plaintext, uint32_t geneve_vni) const;
+  Bytes Bind(uint32_t generation) const;
+  // Opens a Challenge datagram from the server; std::nullopt when it does
+  // not open or parse or is not a Challenge.
+  std::optional<disco::HandshakeMessage> OpenChallenge(const Bytes& d) const;
+  // The Answer to a challenge message.
+  Bytes Answer(const disco::HandshakeMessage& challenge) const;
+  // A data datagram: Geneve (control clear, `protocol`) + payload.
+  Bytes Data(const Bytes& payload,
+             uint16_t protocol = geneve::kProtocolWireGuard) const;
+
+  // Bind -> Challenge -> Answer through `server` from address(). True when
+  // the side is bound (the Answer was accepted: no drop counted).
+  bool Handshake(Server& server, int64_t now_ns, Counters* c,
+                 uint32_t generation = 1);
+
+ private:
+  disco::Dialect dialect_;
+  disco::KeyPair key_pair_;
+  disco::DiscoKey server_key_;
+  disco::SharedKey shared_;
+  SocketAddress address_;
+  uint32_t vni_ = 0;
+  disco::DiscoKey remote_;
+};
+
+}  // namespace peerrelay::relay
+
+#endif  // PEERRELAY_RELAY_TEST_CLIENT_H_
