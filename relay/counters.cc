@@ -26,6 +26,10 @@ absl::string_view DropReasonName(DropReason r) {
     case DropReason::kEndpointGone: return "endpoint_gone";
     case DropReason::kSlowPathQueueFull: return "slow_path_queue_full";
     case DropReason::kRateLimited: return "rate_limited";
+    case DropReason::kTruncated: return "truncated";
+    case DropReason::kOversizedControl: return "oversized_control";
+    case DropReason::kAllocateNotAllowed: return "allocate_not_allowed";
+    case DropReason::kAllocateFailed: return "allocate_failed";
     case DropReason::kCount: break;
   }
   return "unknown";
@@ -38,8 +42,13 @@ void CountersSnapshot::Add(const Counters& c) {
   relayed_bytes += c.relayed_bytes.Get();
   to_slow_path += c.to_slow_path.Get();
   send_failed += c.send_failed.Get();
+  kernel_drops += c.kernel_drops.Get();
+  rx_buffer_exhausted += c.rx_buffer_exhausted.Get();
+  gso_sends += c.gso_sends.Get();
+  gso_segments += c.gso_segments.Get();
   challenges_sent += c.challenges_sent.Get();
   handshakes_completed += c.handshakes_completed.Get();
+  allocations_udp += c.allocations_udp.Get();
   for (size_t i = 0; i < kNumDropReasons; ++i) dropped[i] += c.dropped[i].Get();
 }
 

@@ -47,6 +47,10 @@ enum class DropReason : uint8_t {
   // Engine.
   kSlowPathQueueFull,    // slow path busy; control datagram shed
   kRateLimited,          // handshake rate limit for the source
+  kTruncated,            // larger than the receive buffer (MSG_TRUNC)
+  kOversizedControl,     // control datagram too large to be a handshake
+  kAllocateNotAllowed,   // UDP allocate request from a key not allowlisted
+  kAllocateFailed,       // UDP allocate request the server could not serve
   kCount,
 };
 inline constexpr size_t kNumDropReasons =
@@ -63,6 +67,8 @@ class Counter {
              std::memory_order_relaxed);
   }
   uint64_t Get() const { return v_.load(std::memory_order_relaxed); }
+  // For values the kernel keeps as a running total (SO_RXQ_OVFL).
+  void Set(uint64_t n) { v_.store(n, std::memory_order_relaxed); }
 
  private:
   std::atomic<uint64_t> v_{0};
@@ -77,9 +83,19 @@ struct alignas(64) Counters {
   // Datagrams accepted for relay (or replies) that the kernel refused to
   // send; counted apart from the received-side identity.
   Counter send_failed;
+  // Datagrams the kernel dropped on this socket before we saw them
+  // (SO_RXQ_OVFL running total).
+  Counter kernel_drops;
+  // Times the receive side ran out of buffers (io_uring ENOBUFS) and had to
+  // re-arm; datagrams wait in the socket buffer meanwhile.
+  Counter rx_buffer_exhausted;
+  // Sends coalesced with UDP GSO, and datagrams they carried.
+  Counter gso_sends;
+  Counter gso_segments;
   // Slow-path outcomes.
   Counter challenges_sent;
   Counter handshakes_completed;
+  Counter allocations_udp;
   std::array<Counter, kNumDropReasons> dropped;
 
   void Drop(DropReason r) { dropped[static_cast<size_t>(r)].Add(); }
@@ -101,8 +117,13 @@ struct CountersSnapshot {
   uint64_t relayed_bytes = 0;
   uint64_t to_slow_path = 0;
   uint64_t send_failed = 0;
+  uint64_t kernel_drops = 0;
+  uint64_t rx_buffer_exhausted = 0;
+  uint64_t gso_sends = 0;
+  uint64_t gso_segments = 0;
   uint64_t challenges_sent = 0;
   uint64_t handshakes_completed = 0;
+  uint64_t allocations_udp = 0;
   std::array<uint64_t, kNumDropReasons> dropped{};
 
   void Add(const Counters& c);

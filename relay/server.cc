@@ -89,6 +89,11 @@ void Server::SetAddresses(std::vector<SocketAddress> addresses) {
   addresses_ = std::move(addresses);
 }
 
+void Server::SetAllocateAllowlist(absl::flat_hash_set<disco::DiscoKey> keys) {
+  std::lock_guard<std::mutex> l(alloc_mu_);
+  allocate_allowlist_ = std::move(keys);
+}
+
 std::vector<SocketAddress> Server::addresses() const {
   std::lock_guard<std::mutex> l(alloc_mu_);
   return addresses_;
@@ -298,6 +303,9 @@ bool Server::HandleControl(const uint8_t* pkt, size_t len,
                            len - geneve::kHeaderSize, &env)) {
     return drop(DropReason::kNotDisco);
   }
+  if (h.vni == kAllocateVni) {
+    return HandleAllocateRequest(env, from, now_ns, c, reply);
+  }
   const disco::DiscoKey sender = disco::DiscoKey::FromBytes(env.sender_key);
   if (dialect_ == disco::Dialect::kCurrent) mac_.MaybeRotate(now_ns);
 
@@ -426,6 +434,67 @@ bool Server::HandleControl(const uint8_t* pkt, size_t len,
   reply->destination = from;
   reply->len = SealReply(h.vni, out_msg, *shared, reply->bytes.data());
   c->challenges_sent.Add();
+  return true;
+}
+
+bool Server::HandleAllocateRequest(const disco::EnvelopeView& env,
+                                   const SocketAddress& from, int64_t now_ns,
+                                   Counters* c, ControlReply* reply) {
+  auto drop = [c](DropReason r) {
+    c->Drop(r);
+    return false;
+  };
+  const disco::DiscoKey sender = disco::DiscoKey::FromBytes(env.sender_key);
+  {
+    // Checked before any crypto: strangers cost a hash lookup only.
+    std::lock_guard<std::mutex> l(alloc_mu_);
+    if (!allocate_allowlist_.contains(sender)) {
+      return drop(DropReason::kAllocateNotAllowed);
+    }
+  }
+  std::optional<disco::SharedKey> shared =
+      disco::SharedKey::Compute(sender, key_pair_);
+  if (!shared) return drop(DropReason::kBadSenderKey);
+  uint8_t pt[256];
+  if (env.sealed_len > sizeof(pt) + disco::kBoxOverhead) {
+    return drop(DropReason::kBadMessage);
+  }
+  size_t pt_len = 0;
+  if (!disco::OpenEnvelope(*shared, env, pt, &pt_len)) {
+    return drop(DropReason::kBoxOpenFailed);
+  }
+  disco::AllocateRequest req;
+  if (disco::ParseAllocateRequest(pt, pt_len, &req) !=
+      disco::ParseError::kOk) {
+    return drop(DropReason::kBadMessage);
+  }
+  absl::StatusOr<EndpointInfo> ep =
+      Allocate(req.client_a, req.client_b, now_ns);
+  if (!ep.ok()) return drop(DropReason::kAllocateFailed);
+  disco::AllocateResponse resp;
+  resp.generation = req.generation;
+  resp.server = ep->server_key;
+  resp.client_a = ep->client_keys[0];
+  resp.client_b = ep->client_keys[1];
+  resp.lamport_id = ep->lamport_id;
+  resp.vni = ep->vni;
+  resp.bind_lifetime_ns = uint64_t(ep->bind_lifetime_ns);
+  resp.steady_state_lifetime_ns = uint64_t(ep->steady_state_lifetime_ns);
+  resp.addresses = ep->addresses;
+  if (resp.addresses.size() > kMaxResponseAddresses) {
+    resp.addresses.resize(kMaxResponseAddresses);
+  }
+  std::vector<uint8_t> body = disco::MarshalAllocateResponse(resp);
+  (void)geneve::Encode({.control = true,
+                        .protocol = geneve::kProtocolDisco,
+                        .vni = kAllocateVni},
+                       reply->bytes.data());
+  reply->len = geneve::kHeaderSize +
+               disco::SealEnvelope(key_pair_.public_key(), *shared,
+                                   body.data(), body.size(),
+                                   reply->bytes.data() + geneve::kHeaderSize);
+  reply->destination = from;
+  c->allocations_udp.Add();
   return true;
 }
 

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "common/socket_address.h"
 #include "disco/envelope.h"
@@ -103,9 +104,19 @@ struct Verdict {
   SocketAddress destination;               // set when kind == kForward
 };
 
-// The largest control reply: Geneve header + envelope + current handshake.
+// VNI 0 is never allocated; a control datagram for VNI 0 on the relay port
+// is an AllocateUDPRelayEndpointRequest (the appliance's extension; README
+// "Allocation over UDP").
+inline constexpr uint32_t kAllocateVni = 0;
+// Addresses an allocate response carries at most (keeps replies bounded).
+inline constexpr size_t kMaxResponseAddresses = 8;
+
+// The largest control reply: an allocate response with the most addresses
+// (a handshake Challenge is smaller).
 inline constexpr size_t kMaxControlReply =
-    geneve::kHeaderSize + disco::kEnvelopeOverhead + disco::kMaxHandshakeSize;
+    geneve::kHeaderSize + disco::kEnvelopeOverhead +
+    disco::kAllocateResponseFixedSize +
+    kMaxResponseAddresses * disco::kAddressEntrySize;
 
 struct ControlReply {
   SocketAddress destination;
@@ -155,6 +166,8 @@ class Server {
   // Further allocations fail; relaying goes on.
   void Close();
   void SetAddresses(std::vector<SocketAddress> addresses);
+  // Client keys allowed to allocate over UDP (VNI 0 requests). Empty: none.
+  void SetAllocateAllowlist(absl::flat_hash_set<disco::DiscoKey> keys);
   std::vector<SocketAddress> addresses() const;
 
   std::vector<SessionInfo> Sessions() const;
@@ -189,6 +202,9 @@ class Server {
   EndpointInfo InfoLocked(const Endpoint& ep) const;
   size_t SealReply(uint32_t vni, const disco::HandshakeMessage& msg,
                    const disco::SharedKey& key, uint8_t* out) const;
+  bool HandleAllocateRequest(const disco::EnvelopeView& env,
+                             const SocketAddress& from, int64_t now_ns,
+                             Counters* c, ControlReply* reply);
 
   const disco::KeyPair key_pair_;
   const disco::Dialect dialect_;
@@ -203,6 +219,7 @@ class Server {
   uint64_t lamport_ = 0;                       // guarded by alloc_mu_
   bool closed_ = false;                        // guarded by alloc_mu_
   std::vector<SocketAddress> addresses_;       // guarded by alloc_mu_
+  absl::flat_hash_set<disco::DiscoKey> allocate_allowlist_;  // alloc_mu_
 
   std::atomic<size_t> endpoint_count_{0};
   std::array<Shard, kNumShards> shards_;

@@ -360,6 +360,35 @@ TEST_P(ServerTest, ForgedSenderKeyWithoutItsSecretIsDropped) {
   ExpectDrop(DropReason::kBoxOpenFailed, [&] { Control(a_->address(), d); });
 }
 
+TEST_P(ServerTest, UdpAllocationOnlyForAllowlistedKeys) {
+  Bytes req = a_->AllocateRequest(b_->key(), 42);
+  ExpectDrop(DropReason::kAllocateNotAllowed,
+             [&] { Control(a_->address(), req); });
+  EXPECT_EQ(server_->endpoint_count(), 0u);
+  server_->SetAllocateAllowlist({a_->key()});
+  auto reply = Control(a_->address(), req);
+  ASSERT_TRUE(reply.has_value());
+  geneve::Header h;
+  ASSERT_TRUE(geneve::Decode(reply->data(), reply->size(), &h));
+  EXPECT_EQ(h.vni, kAllocateVni);
+  auto resp = a_->OpenAllocateResponse(*reply);
+  ASSERT_TRUE(resp.has_value());
+  EXPECT_EQ(resp->generation, 42u);
+  EXPECT_EQ(resp->server, server_->server_key());
+  EXPECT_EQ(resp->lamport_id, 1u);
+  EXPECT_EQ(resp->bind_lifetime_ns, uint64_t(30 * kSecond));
+  ASSERT_EQ(resp->addresses.size(), 2u);
+  EXPECT_EQ(resp->addresses[1].ToString(), "[2001:db8::1]:7777");
+  EXPECT_EQ(c_.allocations_udp.Get(), 1u);
+  // The same pair again: the same endpoint.
+  auto again = a_->OpenAllocateResponse(*Control(a_->address(), req));
+  EXPECT_EQ(again->vni, resp->vni);
+  // B is not on the list.
+  ExpectDrop(DropReason::kAllocateNotAllowed, [&] {
+    Control(b_->address(), b_->AllocateRequest(a_->key(), 1));
+  });
+}
+
 // ---- Seed-only rules ----
 
 class SeedServerTest : public ServerTest {};

@@ -40,8 +40,7 @@ Bytes TestClient::Bind(uint32_t generation) const {
               vni_);
 }
 
-std::optional<disco::HandshakeMessage> TestClient::OpenChallenge(
-    const Bytes& d) const {
+std::optional<Bytes> TestClient::OpenFromServer(const Bytes& d) const {
   geneve::Header h;
   if (!geneve::Decode(d.data(), d.size(), &h) || !h.control ||
       h.protocol != geneve::kProtocolDisco || h.version != 0) {
@@ -53,14 +52,41 @@ std::optional<disco::HandshakeMessage> TestClient::OpenChallenge(
       disco::DiscoKey::FromBytes(env.sender_key) != server_key_) {
     return std::nullopt;
   }
-  uint8_t pt[1500];
+  Bytes pt(env.sealed_len);
   size_t pt_len = 0;
-  if (env.sealed_len > sizeof(pt) ||
-      !disco::OpenEnvelope(shared_, env, pt, &pt_len)) {
+  if (!disco::OpenEnvelope(shared_, env, pt.data(), &pt_len)) {
     return std::nullopt;
   }
+  pt.resize(pt_len);
+  return pt;
+}
+
+Bytes TestClient::AllocateRequest(const disco::DiscoKey& peer,
+                                  uint32_t generation) const {
+  Bytes pt(disco::kAllocateRequestSize);
+  disco::MarshalAllocateRequest(
+      {.client_a = key(), .client_b = peer, .generation = generation},
+      pt.data());
+  return SealRaw(pt, kAllocateVni);
+}
+
+std::optional<disco::AllocateResponse> TestClient::OpenAllocateResponse(
+    const Bytes& d) const {
+  std::optional<Bytes> pt = OpenFromServer(d);
+  disco::AllocateResponse r;
+  if (!pt || disco::ParseAllocateResponse(pt->data(), pt->size(), &r) !=
+                 disco::ParseError::kOk) {
+    return std::nullopt;
+  }
+  return r;
+}
+
+std::optional<disco::HandshakeMessage> TestClient::OpenChallenge(
+    const Bytes& d) const {
+  std::optional<Bytes> pt = OpenFromServer(d);
+  if (!pt) return std::nullopt;
   disco::HandshakeMessage m;
-  if (disco::ParseHandshake(dialect_, pt, pt_len, &m) !=
+  if (disco::ParseHandshake(dialect_, pt->data(), pt->size(), &m) !=
           disco::ParseError::kOk ||
       m.type != disco::MessageType::kChallenge) {
     return std::nullopt;

@@ -44,11 +44,20 @@ class TestClient {
   // Opens a Challenge datagram from the server; std::nullopt when it does
   // not open or parse or is not a Challenge.
   std::optional<disco::HandshakeMessage> OpenChallenge(const Bytes& d) const;
+  // Opens a datagram sealed by the server; the plaintext, or nullopt.
+  std::optional<Bytes> OpenFromServer(const Bytes& d) const;
   // The Answer to a challenge message.
   Bytes Answer(const disco::HandshakeMessage& challenge) const;
   // A data datagram: Geneve (control clear, `protocol`) + payload.
   Bytes Data(const Bytes& payload,
              uint16_t protocol = geneve::kProtocolWireGuard) const;
+
+  // An AllocateUDPRelayEndpointRequest for {this client, peer} sealed to
+  // the server (Geneve control, Disco, VNI 0).
+  Bytes AllocateRequest(const disco::DiscoKey& peer,
+                        uint32_t generation) const;
+  std::optional<disco::AllocateResponse> OpenAllocateResponse(
+      const Bytes& d) const;
 
   // Bind -> Challenge -> Answer through `server` from address(). True when
   // the side is bound (the Answer was accepted: no drop counted).

@@ -1,0 +1,90 @@
+// The recvmmsg/sendmmsg engine: the fallback where io_uring is unavailable,
+// and the reference the io_uring engine is measured against.
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "engine/worker.h"
+
+namespace peerrelay::engine {
+namespace {
+
+class MmsgWorker : public Worker {
+ public:
+  MmsgWorker(const SocketInfo& sock, WorkerPath* path,
+             relay::Counters* counters)
+      : sock_(sock),
+        path_(path),
+        counters_(counters),
+        buffers_(kRxBuffers * kRxBufferBytes),
+        names_(kRxBuffers),
+        controls_(kRxBuffers * kRxControlSpace),
+        iovs_(kRxBuffers),
+        msgs_(kRxBuffers) {
+    // Wake up every 100 ms to notice a stop request.
+    timeval tv{0, 100'000};
+    setsockopt(sock_.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    for (size_t i = 0; i < kRxBuffers; ++i) {
+      iovs_[i] = {&buffers_[i * kRxBufferBytes], kRxBufferBytes};
+    }
+  }
+
+  void Run(const std::atomic<bool>* stop) override {
+    while (!stop->load(std::memory_order_relaxed)) {
+      for (size_t i = 0; i < kRxBuffers; ++i) {
+        msghdr& h = msgs_[i].msg_hdr;
+        h.msg_name = &names_[i];
+        h.msg_namelen = sizeof(sockaddr_storage);
+        h.msg_iov = &iovs_[i];
+        h.msg_iovlen = 1;
+        h.msg_control = &controls_[i * kRxControlSpace];
+        h.msg_controllen = kRxControlSpace;
+        h.msg_flags = 0;
+      }
+      int n = recvmmsg(sock_.fd, msgs_.data(), kRxBuffers, MSG_WAITFORONE,
+                       nullptr);
+      if (n <= 0) continue;  // timeout (EAGAIN), EINTR, or a passing error
+      const int64_t now = MonotonicNowNs();
+      for (int i = 0; i < n; ++i) {
+        msghdr& h = msgs_[i].msg_hdr;
+        auto from = SocketAddress::FromSockaddr(&names_[i], h.msg_namelen);
+        const size_t len = msgs_[i].msg_len;
+        if (!from) continue;
+        if (h.msg_flags & MSG_TRUNC) {
+          counters_->received.Add();
+          counters_->received_bytes.Add(len);
+          counters_->Drop(relay::DropReason::kTruncated);
+          continue;
+        }
+        RxMeta meta;
+        ParseRxControl(&h, &meta);
+        path_->OnReceive(static_cast<uint8_t*>(iovs_[i].iov_base), len, meta,
+                         *from, now);
+      }
+      path_->Flush();  // sends leave from the buffers; reuse after this
+    }
+  }
+
+ private:
+  SocketInfo sock_;
+  WorkerPath* path_;
+  relay::Counters* counters_;
+  std::vector<uint8_t> buffers_;
+  std::vector<sockaddr_storage> names_;
+  std::vector<uint8_t> controls_;
+  std::vector<iovec> iovs_;
+  std::vector<mmsghdr> msgs_;
+};
+
+}  // namespace
+
+std::unique_ptr<Worker> MakeMmsgWorker(const SocketInfo& sock,
+                                       WorkerPath* path,
+                                       relay::Counters* counters) {
+  return std::make_unique<MmsgWorker>(sock, path, counters);
+}
+
+}  // namespace peerrelay::engine

@@ -1,0 +1,263 @@
+#include "engine/packet_path.h"
+
+#include <netinet/udp.h>
+#include <time.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+namespace peerrelay::engine {
+
+int64_t MonotonicNowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+GsoBatcher::GsoBatcher(int fd, bool socket_ipv6, size_t max_datagrams)
+    : fd_(fd),
+      socket_ipv6_(socket_ipv6),
+      max_datagrams_(max_datagrams),
+      iovs_(max_datagrams),
+      msgs_(max_datagrams),
+      names_(max_datagrams),
+      cmsgs_(max_datagrams) {
+  entries_.reserve(max_datagrams);
+  groups_.reserve(max_datagrams);
+}
+
+void GsoBatcher::Add(const uint8_t* p, size_t len, const SocketAddress& dest,
+                     relay::Counters* c) {
+  if (entries_.size() == max_datagrams_) Flush(c);
+  // Join the newest group for this destination when the datagram keeps the
+  // GSO shape (all segments equal, only the last may be shorter). Only the
+  // last few groups are searched: a batch rarely has more destinations, and
+  // a miss only costs a separate send.
+  const size_t look = groups_.size() < 8 ? groups_.size() : 8;
+  for (size_t k = 0; k < look; ++k) {
+    const size_t gi = groups_.size() - 1 - k;
+    Group& g = groups_[gi];
+    if (g.dest != dest) continue;
+    if (!g.closed && len <= g.seg && g.count < kMaxSegments &&
+        g.bytes + len <= kMaxGsoBytes) {
+      ++g.count;
+      g.bytes += len;
+      if (len < g.seg) g.closed = true;
+      entries_.push_back({p, len, uint32_t(gi)});
+      return;
+    }
+    break;  // the newest group for dest cannot take it: start a new one
+  }
+  Group g;
+  g.dest = dest;
+  g.count = 1;
+  g.bytes = len;
+  g.seg = len;
+  entries_.push_back({p, len, uint32_t(groups_.size())});
+  groups_.push_back(g);
+}
+
+void GsoBatcher::SendOneByOne(const Group& g, relay::Counters* c) {
+  for (size_t i = 0; i < g.count; ++i) {
+    msghdr m{};
+    sockaddr_storage ss;
+    m.msg_name = &ss;
+    m.msg_namelen = g.dest.ToSockaddr(&ss, socket_ipv6_);
+    m.msg_iov = &iovs_[g.first_iov + i];
+    m.msg_iovlen = 1;
+    if (sendmsg(fd_, &m, 0) < 0) c->send_failed.Add();
+  }
+}
+
+void GsoBatcher::Flush(relay::Counters* c) {
+  if (groups_.empty()) return;
+  // Lay the iovecs out group by group (each msghdr needs its own contiguous
+  // run), keeping arrival order within a group.
+  size_t off = 0;
+  for (Group& g : groups_) {
+    g.first_iov = off;
+    off += g.count;
+    g.count = 0;  // refilled below as a cursor
+  }
+  for (const Entry& e : entries_) {
+    Group& g = groups_[e.group];
+    iovs_[g.first_iov + g.count++] = {const_cast<uint8_t*>(e.p), e.len};
+  }
+  const size_t n = groups_.size();
+  for (size_t gi = 0; gi < n; ++gi) {
+    const Group& g = groups_[gi];
+    mmsghdr& mm = msgs_[gi];
+    std::memset(&mm, 0, sizeof(mm));
+    mm.msg_hdr.msg_name = &names_[gi];
+    mm.msg_hdr.msg_namelen = g.dest.ToSockaddr(&names_[gi], socket_ipv6_);
+    mm.msg_hdr.msg_iov = &iovs_[g.first_iov];
+    mm.msg_hdr.msg_iovlen = g.count;
+    if (g.count > 1) {
+      cmsghdr* cm = reinterpret_cast<cmsghdr*>(cmsgs_[gi].data());
+      cm->cmsg_level = SOL_UDP;
+      cm->cmsg_type = UDP_SEGMENT;
+      cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      const uint16_t seg = static_cast<uint16_t>(g.seg);
+      std::memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+      mm.msg_hdr.msg_control = cmsgs_[gi].data();
+      mm.msg_hdr.msg_controllen = cmsgs_[gi].size();
+    }
+  }
+  size_t done = 0;
+  while (done < n) {
+    int r = sendmmsg(fd_, &msgs_[done], static_cast<unsigned>(n - done), 0);
+    if (r > 0) {
+      for (size_t k = done; k < done + size_t(r); ++k) {
+        if (groups_[k].count > 1) {
+          c->gso_sends.Add();
+          c->gso_segments.Add(groups_[k].count);
+        }
+      }
+      done += r;
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    // The message at `done` failed. A GSO group is retried without GSO (the
+    // kernel refuses GSO e.g. when a segment exceeds the path MTU); a single
+    // datagram is lost and counted.
+    const Group& g = groups_[done];
+    if (g.count > 1 &&
+        (errno == EINVAL || errno == EIO || errno == EMSGSIZE)) {
+      SendOneByOne(g, c);
+    } else {
+      c->send_failed.Add(g.count);
+    }
+    ++done;
+  }
+  groups_.clear();
+  entries_.clear();
+}
+
+bool SlowPathQueue::TryPush(const ControlItem& item) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (closed_ || items_.size() >= capacity_) return false;
+    items_.push_back(item);
+  }
+  cv_.notify_one();
+  return true;
+}
+
+bool SlowPathQueue::Pop(ControlItem* out, int timeout_ms) {
+  std::unique_lock<std::mutex> l(mu_);
+  if (!cv_.wait_for(l, std::chrono::milliseconds(timeout_ms),
+                    [this] { return closed_ || !items_.empty(); })) {
+    return false;
+  }
+  if (items_.empty()) return false;
+  *out = items_.front();
+  items_.pop_front();
+  return true;
+}
+
+void SlowPathQueue::Close() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    closed_ = true;
+  }
+  cv_.notify_all();
+}
+
+size_t SlowPathQueue::size() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return items_.size();
+}
+
+WorkerPath::WorkerPath(relay::Server* server, SlowPathQueue* slow, int fd,
+                       bool socket_ipv6, relay::Counters* counters,
+                       size_t max_datagrams)
+    : server_(server),
+      slow_(slow),
+      fd_(fd),
+      socket_ipv6_(socket_ipv6),
+      counters_(counters),
+      batcher_(fd, socket_ipv6, max_datagrams) {}
+
+void WorkerPath::OnReceive(const uint8_t* data, size_t len, const RxMeta& meta,
+                           const SocketAddress& from, int64_t now_ns) {
+  if (meta.kernel_drops) counters_->kernel_drops.Set(*meta.kernel_drops);
+  if (meta.gro_size == 0 || len <= meta.gro_size) {
+    OnDatagram(data, len, meta, from, now_ns);
+    return;
+  }
+  // GRO: equal-size segments, the last possibly shorter; all from `from`.
+  for (size_t off = 0; off < len; off += meta.gro_size) {
+    size_t seg = len - off < meta.gro_size ? len - off : meta.gro_size;
+    OnDatagram(data + off, seg, meta, from, now_ns);
+  }
+}
+
+void WorkerPath::OnDatagram(const uint8_t* data, size_t len,
+                            const RxMeta& meta, const SocketAddress& from,
+                            int64_t now_ns) {
+  relay::Verdict v = server_->Process(data, len, from, now_ns, counters_);
+  if (v.kind == relay::Verdict::kForward) {
+    batcher_.Add(data, len, v.destination, counters_);
+  } else if (v.kind == relay::Verdict::kSlowPath) {
+    if (len > ControlItem::kMaxLen) {
+      counters_->Drop(relay::DropReason::kOversizedControl);
+      return;
+    }
+    ControlItem item;
+    item.fd = fd_;
+    item.socket_ipv6 = socket_ipv6_;
+    item.from = from;
+    item.local = meta.local;
+    item.len = static_cast<uint16_t>(len);
+    std::memcpy(item.bytes, data, len);
+    if (slow_->TryPush(item)) {
+      counters_->to_slow_path.Add();
+    } else {
+      counters_->Drop(relay::DropReason::kSlowPathQueueFull);
+    }
+  }
+}
+
+SlowPathWorker::SlowPathWorker(relay::Server* server, SlowPathQueue* queue,
+                               relay::Counters* counters)
+    : server_(server), queue_(queue), counters_(counters) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+SlowPathWorker::~SlowPathWorker() { Stop(); }
+
+void SlowPathWorker::Stop() {
+  stop_.store(true);
+  queue_->Close();
+  if (thread_.joinable()) thread_.join();
+}
+
+void SlowPathWorker::Run() {
+  ControlItem item;
+  relay::ControlReply reply;
+  while (!stop_.load(std::memory_order_relaxed)) {
+    if (!queue_->Pop(&item, 100)) continue;
+    if (!server_->HandleControl(item.bytes, item.len, item.from,
+                                MonotonicNowNs(), counters_, &reply)) {
+      continue;
+    }
+    msghdr m{};
+    sockaddr_storage ss;
+    m.msg_name = &ss;
+    m.msg_namelen = reply.destination.ToSockaddr(&ss, item.socket_ipv6);
+    iovec iov{reply.bytes.data(), reply.len};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    alignas(cmsghdr) uint8_t control[64];
+    size_t clen =
+        WritePktinfo(item.local, item.socket_ipv6, control, sizeof(control));
+    if (clen > 0) {
+      m.msg_control = control;
+      m.msg_controllen = clen;
+    }
+    if (sendmsg(item.fd, &m, 0) < 0) counters_->send_failed.Add();
+  }
+}
+
+}  // namespace peerrelay::engine

@@ -1,0 +1,163 @@
+#include "engine/relay.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "engine/worker.h"
+
+namespace peerrelay::engine {
+
+absl::string_view EngineName(EngineKind k) {
+  switch (k) {
+    case EngineKind::kAuto: return "auto";
+    case EngineKind::kIoUring: return "io_uring";
+    case EngineKind::kMmsg: return "mmsg";
+  }
+  return "unknown";
+}
+
+bool ParseEngineKind(absl::string_view text, EngineKind* out) {
+  for (EngineKind k :
+       {EngineKind::kAuto, EngineKind::kIoUring, EngineKind::kMmsg}) {
+    if (text == EngineName(k)) {
+      *out = k;
+      return true;
+    }
+  }
+  return false;
+}
+
+absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(relay::Server* server,
+                                                    RelayOptions options) {
+  std::unique_ptr<Relay> r(new Relay());
+  r->server_ = server;
+  r->options_ = options;
+  int workers = options.workers;
+  if (workers <= 0) workers = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  if (workers <= 0) workers = 1;
+  if (workers > 256) {
+    return absl::InvalidArgumentError("at most 256 workers");
+  }
+
+  r->engine_ = options.engine;
+  if (options.engine != EngineKind::kMmsg) {
+    absl::Status probe = ProbeIoUring();
+    if (probe.ok()) {
+      r->engine_ = EngineKind::kIoUring;
+    } else if (options.engine == EngineKind::kIoUring) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "io_uring engine requested but unavailable: ", probe.ToString()));
+    } else {
+      r->engine_ = EngineKind::kMmsg;
+      r->engine_note_ = absl::StrCat(
+          "io_uring unavailable (", probe.ToString(),
+          "; blocked by seccomp or kernel.io_uring_disabled?): using the "
+          "recvmmsg/sendmmsg engine");
+    }
+  }
+
+  // Sockets: the first one fixes the port (when asked for port 0), the
+  // others join it with SO_REUSEPORT.
+  SocketAddress bind = options.bind;
+  for (int i = 0; i < workers; ++i) {
+    auto s = OpenRelaySocket(bind, /*reuseport=*/true);
+    if (!s.ok()) {
+      for (const SocketInfo& open : r->sockets_) close(open.fd);
+      return s.status();
+    }
+    if (i == 0) {
+      bind.set_port(s->port);
+      r->port_ = s->port;
+    }
+    r->sockets_.push_back(*s);
+  }
+
+  r->worker_counters_ = std::make_unique<relay::Counters[]>(workers);
+  r->queue_ = std::make_unique<SlowPathQueue>(options.slow_path_queue);
+  for (int i = 0; i < workers; ++i) {
+    r->paths_.push_back(std::make_unique<WorkerPath>(
+        server, r->queue_.get(), r->sockets_[i].fd, r->sockets_[i].ipv6,
+        &r->worker_counters_[i], kMaxBatchDatagrams));
+  }
+  r->slow_ = std::make_unique<SlowPathWorker>(server, r->queue_.get(),
+                                              &r->slow_counters_);
+
+  Relay* self = r.get();
+  const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  for (int i = 0; i < workers; ++i) {
+    self->threads_.emplace_back([self, i, ncpu] {
+      if (self->options_.pin_cpus && ncpu > 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET((self->options_.cpu_offset + i) % ncpu, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+      }
+      const SocketInfo& sock = self->sockets_[i];
+      WorkerPath* path = self->paths_[i].get();
+      relay::Counters* c = &self->worker_counters_[i];
+      std::unique_ptr<Worker> w;
+      if (self->engine_ == EngineKind::kIoUring) {
+        auto u = MakeUringWorker(sock, path, c);
+        if (u.ok()) {
+          w = std::move(*u);
+        } else {
+          std::fprintf(stderr,
+                       "relayd: worker %d: io_uring ring failed (%s), this "
+                       "worker uses recvmmsg/sendmmsg\n",
+                       i, u.status().ToString().c_str());
+        }
+      }
+      if (!w) w = MakeMmsgWorker(sock, path, c);
+      w->Run(&self->stop_);
+    });
+  }
+  self->expiry_ = std::thread([self] {
+    int64_t next = MonotonicNowNs();
+    while (!self->stop_.load()) {
+      usleep(50'000);
+      const int64_t now = MonotonicNowNs();
+      if (now >= next) {
+        self->server_->Expire(now);
+        next = now + self->options_.expire_interval_ns;
+      }
+    }
+  });
+  return r;
+}
+
+Relay::~Relay() { Stop(); }
+
+void Relay::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  stop_.store(true);
+  for (std::thread& t : threads_) t.join();
+  if (expiry_.joinable()) expiry_.join();
+  if (slow_) slow_->Stop();  // after the workers: nothing more is queued
+  for (const SocketInfo& s : sockets_) close(s.fd);
+}
+
+relay::CountersSnapshot Relay::WorkerCounters(int i) const {
+  relay::CountersSnapshot s;
+  s.Add(worker_counters_[i]);
+  return s;
+}
+
+relay::CountersSnapshot Relay::SlowPathCounters() const {
+  relay::CountersSnapshot s;
+  s.Add(slow_counters_);
+  return s;
+}
+
+relay::CountersSnapshot Relay::Counters() const {
+  relay::CountersSnapshot s;
+  for (size_t i = 0; i < sockets_.size(); ++i) s.Add(worker_counters_[i]);
+  s.Add(slow_counters_);
+  return s;
+}
+
+}  // namespace peerrelay::engine

@@ -1,0 +1,92 @@
+// Relay: the running data plane. Owns one socket and one worker thread per
+// core (SO_REUSEPORT), the slow-path thread and the expiry thread, around a
+// relay::Server that the caller owns and that outlives it.
+//
+//   auto server = relay::Server::Create(config, engine::MonotonicNowNs());
+//   auto relay = engine::Relay::Start(server->get(), {.bind = addr});
+//   ... (*relay)->Counters() ...
+//   (*relay)->Stop();  // also on destruction
+#ifndef PEERRELAY_ENGINE_RELAY_H_
+#define PEERRELAY_ENGINE_RELAY_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/socket_address.h"
+#include "engine/packet_path.h"
+#include "engine/socket.h"
+#include "relay/counters.h"
+#include "relay/server.h"
+
+namespace peerrelay::engine {
+
+enum class EngineKind { kAuto, kIoUring, kMmsg };
+absl::string_view EngineName(EngineKind k);
+bool ParseEngineKind(absl::string_view text, EngineKind* out);
+
+struct RelayOptions {
+  // Address and port the relay listens on. [::] is dual-stack; port 0 picks
+  // a free port (tests).
+  SocketAddress bind = SocketAddress::Parse("[::]:0").value();
+  // Worker threads (one socket each); 0 means one per online CPU.
+  int workers = 0;
+  EngineKind engine = EngineKind::kAuto;
+  // Pin worker i to CPU (cpu_offset + i) % ncpu.
+  bool pin_cpus = false;
+  int cpu_offset = 0;
+  // Control datagrams waiting for the slow path before new ones are shed.
+  size_t slow_path_queue = 4096;
+  // How often expired endpoints are swept.
+  int64_t expire_interval_ns = 1'000'000'000;
+};
+
+class Relay {
+ public:
+  // Opens the sockets and starts every thread. kAuto picks io_uring when the
+  // kernel allows it and says why not otherwise (see engine_note()).
+  static absl::StatusOr<std::unique_ptr<Relay>> Start(relay::Server* server,
+                                                      RelayOptions options);
+  ~Relay();
+
+  // Stops receiving, lets the workers finish their batch (in-flight sends
+  // complete inside it), joins every thread, closes every socket. Idempotent.
+  void Stop();
+
+  uint16_t port() const { return port_; }
+  EngineKind engine() const { return engine_; }
+  // Why kAuto chose what it chose (empty when io_uring was taken).
+  const std::string& engine_note() const { return engine_note_; }
+  int workers() const { return static_cast<int>(sockets_.size()); }
+  // Sums of every worker's and the slow path's counters.
+  relay::CountersSnapshot Counters() const;
+  relay::CountersSnapshot WorkerCounters(int i) const;
+  relay::CountersSnapshot SlowPathCounters() const;
+
+ private:
+  Relay() = default;
+
+  relay::Server* server_ = nullptr;
+  RelayOptions options_;
+  EngineKind engine_ = EngineKind::kMmsg;
+  std::string engine_note_;
+  uint16_t port_ = 0;
+  std::vector<SocketInfo> sockets_;
+  std::unique_ptr<relay::Counters[]> worker_counters_;
+  relay::Counters slow_counters_;
+  std::unique_ptr<SlowPathQueue> queue_;
+  std::vector<std::unique_ptr<WorkerPath>> paths_;
+  std::unique_ptr<SlowPathWorker> slow_;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+  std::thread expiry_;
+  bool stopped_ = false;
+};
+
+}  // namespace peerrelay::engine
+
+#endif  // PEERRELAY_ENGINE_RELAY_H_

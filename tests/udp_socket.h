@@ -1,0 +1,44 @@
+// UdpSocket: a blocking UDP socket for test clients, the demo and the load
+// generator. Every receive has a deadline.
+#ifndef PEERRELAY_TESTS_UDP_SOCKET_H_
+#define PEERRELAY_TESTS_UDP_SOCKET_H_
+
+#include <cstdint>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/socket_address.h"
+
+namespace peerrelay::testing {
+
+using Bytes = std::vector<uint8_t>;
+
+class UdpSocket {
+ public:
+  // Binds to `bind` (port 0: any free port).
+  static absl::StatusOr<UdpSocket> Open(const SocketAddress& bind);
+  UdpSocket(UdpSocket&& o) noexcept : fd_(o.fd_), local_(o.local_) {
+    o.fd_ = -1;
+  }
+  UdpSocket& operator=(UdpSocket&& o) noexcept;
+  ~UdpSocket();
+
+  const SocketAddress& local() const { return local_; }
+  int fd() const { return fd_; }
+  bool SendTo(const Bytes& d, const SocketAddress& to);
+  // One send of equal-size datagrams (last may be shorter) with UDP GSO.
+  bool SendGso(const std::vector<Bytes>& ds, const SocketAddress& to);
+  // Waits up to `timeout_ms` for one datagram.
+  std::optional<std::pair<Bytes, SocketAddress>> Recv(int timeout_ms);
+
+ private:
+  UdpSocket(int fd, SocketAddress local) : fd_(fd), local_(local) {}
+  int fd_ = -1;
+  SocketAddress local_;
+};
+
+}  // namespace peerrelay::testing
+
+#endif  // PEERRELAY_TESTS_UDP_SOCKET_H_
