@@ -7,9 +7,10 @@ namespace peerrelay::relay {
 
 TestClient::TestClient(disco::Dialect dialect,
                        const disco::DiscoKey& server_key,
-                       SocketAddress address)
+                       SocketAddress address,
+                       std::optional<disco::KeyPair> key_pair)
     : dialect_(dialect),
-      key_pair_(disco::KeyPair::Generate()),
+      key_pair_(key_pair ? *key_pair : disco::KeyPair::Generate()),
       server_key_(server_key),
       shared_(disco::SharedKey::Compute(server_key, key_pair_).value()),
       address_(address) {}

@@ -22,7 +22,8 @@ using Bytes = std::vector<uint8_t>;
 class TestClient {
  public:
   TestClient(disco::Dialect dialect, const disco::DiscoKey& server_key,
-             SocketAddress address);
+             SocketAddress address,
+             std::optional<disco::KeyPair> key_pair = std::nullopt);
 
   const disco::DiscoKey& key() const { return key_pair_.public_key(); }
   const SocketAddress& address() const { return address_; }

@@ -2,7 +2,8 @@
 # The project's full test suite, as CI runs it (.ci/run calls exactly this).
 #   1. installs what it needs (tools/install_deps.sh),
 #   2. builds everything and runs every test: bazel test //...
-#   3. runs the unit and relay tests again under AddressSanitizer + UBSan.
+#   3. runs every test again under AddressSanitizer + UBSan,
+#   4. runs the concurrency test under ThreadSanitizer.
 # Set QUICK=1 to run step 2 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +16,6 @@ bazel test //...
 if [ "${QUICK:-0}" != "1" ]; then
   echo "== bazel test --config=asan //... (clang, ASan + UBSan)"
   bazel test --config=asan //...
+  echo "== bazel test --config=tsan (clang, ThreadSanitizer)"
+  bazel test --config=tsan //relay:server_concurrency_test
 fi

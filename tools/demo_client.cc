@@ -1,0 +1,160 @@
+// demo_client: two clients through a running relayd. Client A (whose key
+// is on relayd's allocate allowlist) allocates an endpoint for itself and B
+// over UDP, both run the bind handshake, then they exchange WireGuard-framed
+// datagrams for a few seconds and check every byte that comes back.
+//
+//   demo_client --relay=127.0.0.1:7777 --server_key=discokey:...
+//               --key_file=client-a.key --seconds=3
+//   demo_client --key_file=client-a.key --print_public_key
+#include <chrono>
+#include <cstring>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "relay/test_client.h"
+#include "tests/udp_socket.h"
+
+ABSL_FLAG(std::string, relay, "127.0.0.1:7777", "relayd address:port");
+ABSL_FLAG(std::string, server_key, "", "relayd's disco key (discokey:...)");
+ABSL_FLAG(std::string, key_file, "", "client A's secret key file (created if missing)");
+ABSL_FLAG(bool, print_public_key, false, "print client A's public key and exit");
+ABSL_FLAG(double, seconds, 3, "how long to exchange data");
+ABSL_FLAG(int, size, 1200, "payload bytes per datagram");
+
+namespace peerrelay {
+namespace {
+
+using relay::Bytes;
+using relay::TestClient;
+using testing::UdpSocket;
+
+std::optional<disco::KeyPair> LoadKey(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (in && std::getline(in, line)) {
+    absl::string_view hex = absl::StripAsciiWhitespace(line);
+    std::array<uint8_t, 32> secret;
+    if (!absl::ConsumePrefix(&hex, "privkey:") ||
+        !disco::HexDecode(hex, secret.data(), 32)) {
+      return std::nullopt;
+    }
+    return disco::KeyPair::FromSecret(secret);
+  }
+  disco::KeyPair kp = disco::KeyPair::Generate();
+  std::ofstream out(path);
+  out << "privkey:" << disco::HexEncode(kp.secret().data(), 32) << "\n";
+  return kp;
+}
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "demo_client: %s\n", msg.c_str());
+  return 1;
+}
+
+// Handshakes until the peer's data flows: a correct Answer gets no reply.
+bool Handshake(UdpSocket& s, TestClient& c, const SocketAddress& relay) {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    s.SendTo(c.Bind(uint32_t(attempt + 1)), relay);
+    auto got = s.Recv(1000);
+    if (!got) continue;
+    auto ch = c.OpenChallenge(got->first);
+    if (!ch) continue;
+    s.SendTo(c.Answer(*ch), relay);
+    return true;
+  }
+  return false;
+}
+
+int Main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  auto key = LoadKey(absl::GetFlag(FLAGS_key_file));
+  if (!key) return Fail("bad --key_file");
+  if (absl::GetFlag(FLAGS_print_public_key)) {
+    std::printf("%s\n", key->public_key().ToText().c_str());
+    return 0;
+  }
+  auto relay = SocketAddress::Parse(absl::GetFlag(FLAGS_relay));
+  if (!relay.ok()) return Fail(std::string(relay.status().message()));
+  auto server_key = disco::DiscoKey::ParseText(absl::GetFlag(FLAGS_server_key));
+  if (!server_key.ok()) return Fail(std::string(server_key.status().message()));
+  SocketAddress any = SocketAddress::Parse(
+      relay->is_ipv4() ? "127.0.0.1:0" : "[::1]:0").value();
+  UdpSocket sa = UdpSocket::Open(any).value();
+  UdpSocket sb = UdpSocket::Open(any).value();
+  TestClient a(disco::Dialect::kCurrent, *server_key, sa.local(), *key);
+  TestClient b(disco::Dialect::kCurrent, *server_key, sb.local());
+
+  std::optional<disco::AllocateResponse> resp;
+  for (int i = 0; i < 5 && !resp; ++i) {
+    sa.SendTo(a.AllocateRequest(b.key(), 1), *relay);
+    auto got = sa.Recv(1000);
+    if (got) resp = a.OpenAllocateResponse(got->first);
+  }
+  if (!resp) return Fail("no allocation (is A's key on relayd's allowlist?)");
+  std::printf("allocated: vni=%u lamport=%lu advertised=%s\n", resp->vni,
+              resp->lamport_id, resp->addresses[0].ToString().c_str());
+  a.SetEndpoint(resp->vni, b.key());
+  b.SetEndpoint(resp->vni, a.key());
+  if (!Handshake(sa, a, *relay) || !Handshake(sb, b, *relay)) {
+    return Fail("handshake failed");
+  }
+  // A correct Answer gets no reply: a client knows it is bound only when its
+  // peer's data arrives. Probe each way until it does.
+  auto probe = [&](UdpSocket& from_s, TestClient& from, UdpSocket& to_s) {
+    for (int i = 0; i < 50; ++i) {
+      Bytes d = from.Data({0xee});
+      from_s.SendTo(d, *relay);
+      if (auto g = to_s.Recv(100); g && g->first == d) return true;
+    }
+    return false;
+  };
+  if (!probe(sa, a, sb) || !probe(sb, b, sa)) {
+    return Fail("bound, but no data came through");
+  }
+  std::printf("bound: A=%s B=%s\n", sa.local().ToString().c_str(),
+              sb.local().ToString().c_str());
+
+  const int size = absl::GetFlag(FLAGS_size);
+  uint64_t sent = 0, received = 0, bad = 0;
+  const auto end = std::chrono::steady_clock::now() +
+                   std::chrono::duration<double>(absl::GetFlag(FLAGS_seconds));
+  uint32_t seq = 0;
+  while (std::chrono::steady_clock::now() < end) {
+    // A window of 32 each way, then collect them.
+    std::vector<Bytes> from_a, from_b;
+    for (int i = 0; i < 32; ++i, ++seq) {
+      Bytes p(static_cast<size_t>(size), static_cast<uint8_t>(seq));
+      std::memcpy(p.data(), &seq, sizeof(seq));
+      from_a.push_back(a.Data(p));
+      p[4] ^= 0xff;
+      from_b.push_back(b.Data(p));
+      sa.SendTo(from_a.back(), *relay);
+      sb.SendTo(from_b.back(), *relay);
+      sent += 2;
+    }
+    for (int i = 0; i < 32; ++i) {
+      if (auto g = sb.Recv(200)) {
+        ++received;
+        if (g->first != from_a[i] || g->second != *relay) ++bad;
+      }
+      if (auto g = sa.Recv(200)) {
+        ++received;
+        if (g->first != from_b[i] || g->second != *relay) ++bad;
+      }
+    }
+  }
+  std::printf("exchanged: sent=%lu received=%lu mismatched=%lu (%d-byte "
+              "payloads, both directions)\n",
+              sent, received, bad, size);
+  return received == sent && bad == 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace peerrelay
+
+int main(int argc, char** argv) { return peerrelay::Main(argc, argv); }

@@ -1,0 +1,313 @@
+// relayd: the peer relay appliance.
+//
+//   relayd --port=7777 --advertise=203.0.113.7 --key_file=/var/lib/relayd/key
+//
+// Starts one worker per core on the relay port, logs one start-up line, and
+// runs until SIGTERM or SIGINT (exit 0). Bad flags exit 2 with a message.
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/time.h"
+#include "engine/relay.h"
+#include "relay/server.h"
+
+ABSL_FLAG(int, port, 7777, "UDP port of the relay");
+ABSL_FLAG(std::string, listen, "::",
+          "address to listen on; '::' is dual-stack (IPv4 and IPv6)");
+ABSL_FLAG(std::vector<std::string>, advertise, {},
+          "addresses handed to clients, 'ip' or 'ip:port' / '[ip6]:port', "
+          "comma separated; default: the host's non-loopback addresses, or "
+          "the listen address when that is loopback");
+ABSL_FLAG(int, workers, 0, "worker threads (one socket each); 0 = all CPUs");
+ABSL_FLAG(std::string, engine, "auto", "packet engine: auto, io_uring, mmsg");
+ABSL_FLAG(std::string, profile, "current",
+          "protocol profile: current (today's clients) or seed");
+ABSL_FLAG(absl::Duration, bind_lifetime, absl::Seconds(30),
+          "how long an endpoint may wait for both sides to bind");
+ABSL_FLAG(absl::Duration, steady_state_lifetime, absl::Minutes(5),
+          "how long a bound side may stay silent");
+ABSL_FLAG(uint32_t, max_endpoints, 0, "cap on endpoints; 0 = VNI space");
+ABSL_FLAG(std::string, key_file, "",
+          "file holding the server's disco secret key (created 0600 on first "
+          "start); empty: a new key every start");
+ABSL_FLAG(std::string, allocate_allowlist, "",
+          "file of client disco keys (discokey:<hex>, one per line, # "
+          "comments) allowed to allocate over UDP");
+ABSL_FLAG(bool, print_public_key, false,
+          "print the server's disco public key (from --key_file) and exit");
+ABSL_FLAG(bool, pin_cpus, false, "pin worker i to CPU i");
+ABSL_FLAG(absl::Duration, stats_interval, absl::ZeroDuration(),
+          "log a counters line this often; 0 = only at exit");
+ABSL_FLAG(absl::Duration, run_for, absl::ZeroDuration(),
+          "stop after this long (demos, soak runs); 0 = until a signal");
+
+namespace peerrelay {
+namespace {
+
+absl::Status Fail(absl::string_view msg) {
+  return absl::InvalidArgumentError(msg);
+}
+
+absl::StatusOr<disco::KeyPair> LoadOrCreateKey(const std::string& path) {
+  if (path.empty()) return disco::KeyPair::Generate();
+  std::ifstream in(path);
+  if (in) {
+    std::string line;
+    std::getline(in, line);
+    line = std::string(absl::StripAsciiWhitespace(line));
+    absl::string_view hex = line;
+    if (!absl::ConsumePrefix(&hex, "privkey:")) {
+      return Fail(absl::StrCat(path, ": want 'privkey:<64 hex>'"));
+    }
+    std::array<uint8_t, 32> secret;
+    if (!disco::HexDecode(hex, secret.data(), secret.size())) {
+      return Fail(absl::StrCat(path, ": bad secret key hex"));
+    }
+    return disco::KeyPair::FromSecret(secret);
+  }
+  disco::KeyPair kp = disco::KeyPair::Generate();
+  const std::string tmp = path + ".tmp";
+  umask(077);
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("create ", tmp));
+  }
+  chmod(tmp.c_str(), 0600);
+  std::fprintf(f, "privkey:%s\n",
+               disco::HexEncode(kp.secret().data(), 32).c_str());
+  if (std::fclose(f) != 0 || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("write ", path));
+  }
+  return kp;
+}
+
+absl::StatusOr<absl::flat_hash_set<disco::DiscoKey>> LoadAllowlist(
+    const std::string& path) {
+  absl::flat_hash_set<disco::DiscoKey> keys;
+  if (path.empty()) return keys;
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    absl::string_view l = absl::StripAsciiWhitespace(line);
+    if (l.empty() || l[0] == '#') continue;
+    auto k = disco::DiscoKey::ParseText(l);
+    if (!k.ok()) {
+      return Fail(absl::StrCat(path, ":", n, ": ", k.status().message()));
+    }
+    keys.insert(*k);
+  }
+  return keys;
+}
+
+// The host's non-loopback, non-link-local addresses.
+std::vector<SocketAddress> HostAddresses(uint16_t port) {
+  std::vector<SocketAddress> out;
+  ifaddrs* ifs = nullptr;
+  if (getifaddrs(&ifs) != 0) return out;
+  for (ifaddrs* i = ifs; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_LOOPBACK) ||
+        !(i->ifa_flags & IFF_UP)) {
+      continue;
+    }
+    socklen_t len = i->ifa_addr->sa_family == AF_INET ? sizeof(sockaddr_in)
+                                                      : sizeof(sockaddr_in6);
+    auto a = SocketAddress::FromSockaddr(i->ifa_addr, len);
+    if (!a) continue;
+    if (!a->is_ipv4() && a->bytes()[0] == 0xfe && (a->bytes()[1] & 0xc0) == 0x80) {
+      continue;  // link-local
+    }
+    a->set_port(port);
+    out.push_back(*a);
+  }
+  freeifaddrs(ifs);
+  return out;
+}
+
+absl::StatusOr<SocketAddress> ParseHostMaybePort(const std::string& s,
+                                                 uint16_t port) {
+  auto full = SocketAddress::Parse(s);
+  if (full.ok()) return full;
+  // A bare IP: add the relay port.
+  std::string with = s.find(':') != std::string::npos
+                         ? absl::StrCat("[", s, "]:", port)
+                         : absl::StrCat(s, ":", port);
+  auto bare = SocketAddress::Parse(with);
+  if (!bare.ok()) return Fail(absl::StrCat("bad address '", s, "'"));
+  return bare;
+}
+
+void LogCounters(const char* when, const engine::Relay& r,
+                 const relay::Server& s) {
+  relay::CountersSnapshot c = r.Counters();
+  std::string drops;
+  for (size_t i = 0; i < relay::kNumDropReasons; ++i) {
+    if (c.dropped[i] == 0) continue;
+    absl::StrAppend(&drops, drops.empty() ? "" : " ",
+                    relay::DropReasonName(relay::DropReason(i)), "=",
+                    c.dropped[i]);
+  }
+  std::fprintf(stderr,
+               "relayd: %s: endpoints=%zu received=%lu relayed=%lu "
+               "relayed_bytes=%lu to_slow_path=%lu challenges=%lu "
+               "handshakes=%lu gso_sends=%lu kernel_drops=%lu "
+               "send_failed=%lu dropped=%lu%s%s%s\n",
+               when, s.endpoint_count(), c.received, c.relayed,
+               c.relayed_bytes, c.to_slow_path, c.challenges_sent,
+               c.handshakes_completed, c.gso_sends, c.kernel_drops,
+               c.send_failed, c.DroppedTotal(), drops.empty() ? "" : " (",
+               drops.c_str(), drops.empty() ? "" : ")");
+}
+
+int Main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "peer relay appliance (Tailscale peer-relay protocol)\n"
+      "  relayd --port=7777 [--advertise=IP,...] [--key_file=PATH]");
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  auto bad = [](const std::string& msg) {
+    std::fprintf(stderr, "relayd: %s\n", msg.c_str());
+    return 2;
+  };
+  if (rest.size() > 1) return bad(absl::StrCat("unexpected argument '", rest[1], "'"));
+
+  auto kp = LoadOrCreateKey(absl::GetFlag(FLAGS_key_file));
+  if (!kp.ok()) return bad(std::string(kp.status().message()));
+  if (absl::GetFlag(FLAGS_print_public_key)) {
+    std::printf("%s\n", kp->public_key().ToText().c_str());
+    return 0;
+  }
+  const int port = absl::GetFlag(FLAGS_port);
+  if (port < 0 || port > 65535) return bad("--port must be 0..65535");
+  disco::Dialect dialect;
+  if (!disco::ParseDialect(absl::GetFlag(FLAGS_profile), &dialect)) {
+    return bad("--profile must be 'current' or 'seed'");
+  }
+  engine::EngineKind kind;
+  if (!engine::ParseEngineKind(absl::GetFlag(FLAGS_engine), &kind)) {
+    return bad("--engine must be auto, io_uring or mmsg");
+  }
+  if (absl::GetFlag(FLAGS_workers) < 0) return bad("--workers must be >= 0");
+  const absl::Duration bind_lt = absl::GetFlag(FLAGS_bind_lifetime);
+  const absl::Duration steady_lt = absl::GetFlag(FLAGS_steady_state_lifetime);
+  if (bind_lt <= absl::ZeroDuration() || steady_lt <= absl::ZeroDuration()) {
+    return bad("lifetimes must be positive");
+  }
+  auto listen = ParseHostMaybePort(absl::GetFlag(FLAGS_listen), uint16_t(port));
+  if (!listen.ok()) return bad(absl::StrCat("--listen: ", listen.status().message()));
+  auto allow = LoadAllowlist(absl::GetFlag(FLAGS_allocate_allowlist));
+  if (!allow.ok()) return bad(std::string(allow.status().message()));
+
+  relay::ServerConfig cfg;
+  cfg.key_pair = *kp;
+  cfg.dialect = dialect;
+  cfg.bind_lifetime_ns = absl::ToInt64Nanoseconds(bind_lt);
+  cfg.steady_state_lifetime_ns = absl::ToInt64Nanoseconds(steady_lt);
+  cfg.max_endpoints = absl::GetFlag(FLAGS_max_endpoints);
+  auto server = relay::Server::Create(cfg, engine::MonotonicNowNs());
+  if (!server.ok()) return bad(std::string(server.status().message()));
+  (*server)->SetAllocateAllowlist(*allow);
+
+  // Signals are taken synchronously by this thread; block them before any
+  // other thread starts so that none of those receives them.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  auto relay = engine::Relay::Start(
+      server->get(), {.bind = *listen,
+                      .workers = absl::GetFlag(FLAGS_workers),
+                      .engine = kind,
+                      .pin_cpus = absl::GetFlag(FLAGS_pin_cpus)});
+  if (!relay.ok()) {
+    std::fprintf(stderr, "relayd: cannot start: %s\n",
+                 relay.status().ToString().c_str());
+    return 1;
+  }
+  const uint16_t bound_port = (*relay)->port();
+
+  std::vector<SocketAddress> adv;
+  for (const std::string& a : absl::GetFlag(FLAGS_advertise)) {
+    auto p = ParseHostMaybePort(a, bound_port);
+    if (!p.ok()) return bad(absl::StrCat("--advertise: ", p.status().message()));
+    adv.push_back(*p);
+  }
+  if (adv.empty()) {
+    SocketAddress l = *listen;
+    l.set_port(bound_port);
+    if (!l.is_unspecified()) {
+      adv.push_back(l);  // a specific listen address (loopback included)
+    } else {
+      adv = HostAddresses(bound_port);
+    }
+  }
+  if (adv.empty()) {
+    std::fprintf(stderr,
+                 "relayd: warning: no address to advertise (no non-loopback "
+                 "address; use --advertise or --listen=127.0.0.1): "
+                 "allocations fail until one is set\n");
+  }
+  (*server)->SetAddresses(adv);
+  if (!(*relay)->engine_note().empty()) {
+    std::fprintf(stderr, "relayd: %s\n", (*relay)->engine_note().c_str());
+  }
+  std::vector<std::string> adv_text;
+  for (const SocketAddress& a : adv) adv_text.push_back(a.ToString());
+  std::fprintf(stderr,
+               "relayd: listening on %s port %u engine=%s workers=%d "
+               "profile=%s server_key=%s advertise=[%s]\n",
+               listen->IpString().c_str(), bound_port,
+               std::string(engine::EngineName((*relay)->engine())).c_str(),
+               (*relay)->workers(),
+               std::string(disco::DialectName(dialect)).c_str(),
+               (*server)->server_key().ToText().c_str(),
+               absl::StrJoin(adv_text, ",").c_str());
+
+  const absl::Duration stats = absl::GetFlag(FLAGS_stats_interval);
+  const absl::Duration run_for = absl::GetFlag(FLAGS_run_for);
+  const absl::Time start = absl::Now();
+  absl::Time next_stats = start + stats;
+  while (true) {
+    timespec ts{0, 200'000'000};
+    int sig = sigtimedwait(&sigs, nullptr, &ts);
+    if (sig == SIGTERM || sig == SIGINT) {
+      std::fprintf(stderr, "relayd: %s: stopping\n", strsignal(sig));
+      break;
+    }
+    const absl::Time now = absl::Now();
+    if (run_for > absl::ZeroDuration() && now - start >= run_for) break;
+    if (stats > absl::ZeroDuration() && now >= next_stats) {
+      LogCounters("stats", **relay, **server);
+      next_stats = now + stats;
+    }
+  }
+  (*server)->Close();
+  (*relay)->Stop();
+  LogCounters("final", **relay, **server);
+  return 0;
+}
+
+}  // namespace
+}  // namespace peerrelay
+
+int main(int argc, char** argv) { return peerrelay::Main(argc, argv); }
