@@ -2,6 +2,8 @@
 // clients doing real handshakes over real sockets.
 #include <gtest/gtest.h>
 
+#include <dirent.h>
+
 #include <chrono>
 #include <string>
 #include <thread>
@@ -272,6 +274,37 @@ INSTANTIATE_TEST_SUITE_P(
         Param{EngineKind::kMmsg, false, disco::Dialect::kCurrent},
         Param{EngineKind::kIoUring, false, disco::Dialect::kCurrent}),
     ParamName);
+
+int CountEntries(const char* dir) {
+  int n = 0;
+  if (DIR* d = opendir(dir)) {
+    while (readdir(d) != nullptr) ++n;
+    closedir(d);
+  }
+  return n;
+}
+
+TEST(EngineStartTest, StopLeavesNoThreadOrFdBehind) {
+  for (EngineKind kind : {EngineKind::kMmsg, EngineKind::kIoUring}) {
+    if (kind == EngineKind::kIoUring && !ProbeIoUring().ok()) continue;
+    SCOPED_TRACE(std::string(EngineName(kind)));
+    const int fds = CountEntries("/proc/self/fd");
+    const int threads = CountEntries("/proc/self/task");
+    {
+      auto server = relay::Server::Create({}, 0).value();
+      auto r = Relay::Start(
+          server.get(), {.bind = SocketAddress::Parse("127.0.0.1:0").value(),
+                         .workers = 3, .engine = kind});
+      ASSERT_TRUE(r.ok()) << r.status();
+      EXPECT_GT(CountEntries("/proc/self/fd"), fds);
+      EXPECT_EQ(CountEntries("/proc/self/task"), threads + 3 + 2);
+      (*r)->Stop();
+      EXPECT_EQ(CountEntries("/proc/self/task"), threads);
+      (*r)->Stop();  // idempotent
+    }
+    EXPECT_EQ(CountEntries("/proc/self/fd"), fds);
+  }
+}
 
 TEST(EngineStartTest, PortInUseIsAClearError) {
   auto server = relay::Server::Create({}, 0).value();
