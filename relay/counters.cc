@@ -36,19 +36,9 @@ absl::string_view DropReasonName(DropReason r) {
 }
 
 void CountersSnapshot::Add(const Counters& c) {
-  received += c.received.Get();
-  received_bytes += c.received_bytes.Get();
-  relayed += c.relayed.Get();
-  relayed_bytes += c.relayed_bytes.Get();
-  to_slow_path += c.to_slow_path.Get();
-  send_failed += c.send_failed.Get();
-  kernel_drops += c.kernel_drops.Get();
-  rx_buffer_exhausted += c.rx_buffer_exhausted.Get();
-  gso_sends += c.gso_sends.Get();
-  gso_segments += c.gso_segments.Get();
-  challenges_sent += c.challenges_sent.Get();
-  handshakes_completed += c.handshakes_completed.Get();
-  allocations_udp += c.allocations_udp.Get();
+#define PEERRELAY_ADD_VALUE(field, metric, help) field += c.field.Get();
+  PEERRELAY_COUNTER_FIELDS(PEERRELAY_ADD_VALUE)
+#undef PEERRELAY_ADD_VALUE
   for (size_t i = 0; i < kNumDropReasons; ++i) dropped[i] += c.dropped[i].Get();
 }
 

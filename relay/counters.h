@@ -74,28 +74,42 @@ class Counter {
   std::atomic<uint64_t> v_{0};
 };
 
+// Every per-core counter once: X(field, metric name, help). Counters,
+// CountersSnapshot and the metrics exporter are all generated from it.
+#define PEERRELAY_COUNTER_FIELDS(X)                                          \
+  X(received, "received_datagrams_total",                                  \
+    "Datagrams received on the relay port.")                               \
+  X(received_bytes, "received_bytes_total",                                \
+    "UDP payload bytes received on the relay port.")                       \
+  X(relayed, "relayed_datagrams_total",                                    \
+    "Datagrams accepted for relay to the other side of their endpoint.")   \
+  X(relayed_bytes, "relayed_bytes_total",                                  \
+    "UDP payload bytes accepted for relay.")                               \
+  X(to_slow_path, "slow_path_datagrams_total",                             \
+    "Control datagrams handed to the slow path (disco crypto).")           \
+  X(send_failed, "send_failures_total",                                    \
+    "Datagrams the kernel refused to send (relayed or replies).")          \
+  X(kernel_drops, "kernel_socket_drops_total",                             \
+    "Datagrams the kernel dropped before the relay read them "             \
+    "(SO_RXQ_OVFL).")                                                      \
+  X(rx_buffer_exhausted, "rx_buffer_exhausted_total",                      \
+    "Times every receive buffer was in use (io_uring ENOBUFS); datagrams " \
+    "waited in the socket buffer.")                                        \
+  X(gso_sends, "gso_sends_total",                                          \
+    "Sends that carried several datagrams with UDP GSO.")                  \
+  X(gso_segments, "gso_segments_total",                                    \
+    "Datagrams carried by GSO sends.")                                     \
+  X(challenges_sent, "challenges_sent_total",                              \
+    "BindUDPRelayEndpointChallenge messages sent.")                        \
+  X(handshakes_completed, "handshakes_completed_total",                    \
+    "Bind handshakes completed (one per client side).")                    \
+  X(allocations_udp, "udp_allocations_total",                              \
+    "Endpoints allocated over UDP (disco AllocateUDPRelayEndpointRequest).")
+
 struct alignas(64) Counters {
-  Counter received;
-  Counter received_bytes;
-  Counter relayed;
-  Counter relayed_bytes;
-  Counter to_slow_path;
-  // Datagrams accepted for relay (or replies) that the kernel refused to
-  // send; counted apart from the received-side identity.
-  Counter send_failed;
-  // Datagrams the kernel dropped on this socket before we saw them
-  // (SO_RXQ_OVFL running total).
-  Counter kernel_drops;
-  // Times the receive side ran out of buffers (io_uring ENOBUFS) and had to
-  // re-arm; datagrams wait in the socket buffer meanwhile.
-  Counter rx_buffer_exhausted;
-  // Sends coalesced with UDP GSO, and datagrams they carried.
-  Counter gso_sends;
-  Counter gso_segments;
-  // Slow-path outcomes.
-  Counter challenges_sent;
-  Counter handshakes_completed;
-  Counter allocations_udp;
+#define PEERRELAY_DECLARE_COUNTER(field, metric, help) Counter field;
+  PEERRELAY_COUNTER_FIELDS(PEERRELAY_DECLARE_COUNTER)
+#undef PEERRELAY_DECLARE_COUNTER
   std::array<Counter, kNumDropReasons> dropped;
 
   void Drop(DropReason r) { dropped[static_cast<size_t>(r)].Add(); }
@@ -111,19 +125,9 @@ struct alignas(64) Counters {
 
 // A plain copy of one or more Counters blocks, summed.
 struct CountersSnapshot {
-  uint64_t received = 0;
-  uint64_t received_bytes = 0;
-  uint64_t relayed = 0;
-  uint64_t relayed_bytes = 0;
-  uint64_t to_slow_path = 0;
-  uint64_t send_failed = 0;
-  uint64_t kernel_drops = 0;
-  uint64_t rx_buffer_exhausted = 0;
-  uint64_t gso_sends = 0;
-  uint64_t gso_segments = 0;
-  uint64_t challenges_sent = 0;
-  uint64_t handshakes_completed = 0;
-  uint64_t allocations_udp = 0;
+#define PEERRELAY_DECLARE_VALUE(field, metric, help) uint64_t field = 0;
+  PEERRELAY_COUNTER_FIELDS(PEERRELAY_DECLARE_VALUE)
+#undef PEERRELAY_DECLARE_VALUE
   std::array<uint64_t, kNumDropReasons> dropped{};
 
   void Add(const Counters& c);
