@@ -103,6 +103,15 @@ size_t Server::endpoint_count() const {
   return endpoint_count_.load(std::memory_order_relaxed);
 }
 
+size_t Server::bound_count() const {
+  size_t n = 0;
+  for (const Shard& shard : shards_) {
+    std::shared_lock<std::shared_mutex> l(shard.mu);
+    for (const auto& [vni, ep] : shard.endpoints) n += ep->BothBound();
+  }
+  return n;
+}
+
 bool Server::ExpiredLocked(const Endpoint& ep, int64_t now_ns) const {
   if (!ep.BothBound()) {
     return now_ns - ep.allocated_at_ns > bind_lifetime_ns_;

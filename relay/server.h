@@ -172,6 +172,8 @@ class Server {
 
   std::vector<SessionInfo> Sessions() const;
   size_t endpoint_count() const;
+  // Endpoints bound on both sides, counted without copying sessions.
+  size_t bound_count() const;
   // Test and benchmark hook: marks both sides of `vni` bound to the given
   // addresses as if their handshakes had completed at `now_ns`.
   bool BindForTesting(uint32_t vni, const SocketAddress& a,

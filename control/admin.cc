@@ -1,0 +1,380 @@
+#include "control/admin.h"
+
+#include <httplib.h>
+#include <sodium.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "disco/key.h"
+#include "engine/packet_path.h"
+
+namespace peerrelay::control {
+namespace {
+
+using nlohmann::json;
+
+// Bodies larger than this are refused with 400, as Tailscale's handler did.
+constexpr size_t kMaxAllocateBody = 512;
+// What Tailscale's handler sent in Retry-After when it had no address yet.
+constexpr int kNotReadyRetryAfter = 3;
+
+int ErrorSlot(int status) {
+  switch (status) {
+    case 400: return 0;
+    case 403: return 1;
+    case 405: return 2;
+    case 429: return 3;
+    case 500: return 4;
+    case 503: return 5;
+  }
+  return -1;
+}
+constexpr int kErrorStatuses[6] = {400, 403, 405, 429, 500, 503};
+
+// Go's strconv-like trimming of a fraction: "1.500" -> "1.5", "2.000" -> "2".
+std::string Fraction(int64_t whole, int64_t frac, int digits) {
+  std::string f = absl::StrFormat("%0*d", digits, frac);
+  while (!f.empty() && f.back() == '0') f.pop_back();
+  return f.empty() ? absl::StrCat(whole) : absl::StrCat(whole, ".", f);
+}
+
+}  // namespace
+
+std::string FormatGoDuration(int64_t ns) {
+  if (ns == 0) return "0s";
+  std::string sign = ns < 0 ? "-" : "";
+  uint64_t u = ns < 0 ? uint64_t(-(ns + 1)) + 1 : uint64_t(ns);
+  if (u < 1'000) return absl::StrCat(sign, u, "ns");
+  if (u < 1'000'000) return absl::StrCat(sign, Fraction(u / 1000, u % 1000, 3), "µs");
+  if (u < 1'000'000'000) {
+    return absl::StrCat(sign, Fraction(u / 1'000'000, u % 1'000'000, 6), "ms");
+  }
+  const uint64_t secs_total = u / 1'000'000'000;
+  const uint64_t frac = u % 1'000'000'000;
+  const uint64_t h = secs_total / 3600, m = secs_total / 60 % 60,
+                 s = secs_total % 60;
+  std::string out = sign;
+  if (h > 0) absl::StrAppend(&out, h, "h");
+  if (h > 0 || m > 0) absl::StrAppend(&out, m, "m");
+  absl::StrAppend(&out, Fraction(s, frac, 9), "s");
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<Admin>> Admin::Start(relay::Server* server,
+                                                    engine::Relay* relay,
+                                                    AdminOptions options) {
+  std::unique_ptr<Admin> a(new Admin(server, relay, options));
+  a->http_ = std::make_unique<httplib::Server>();
+  httplib::Server& h = *a->http_;
+  // The 512-byte limit is ours to answer with 400 after the permission and
+  // method checks; httplib only guards against absurd bodies.
+  h.set_payload_max_length(64 * 1024);
+  // httplib's default adds SO_REUSEPORT, which would let a second relayd
+  // share this port silently; SO_REUSEADDR alone keeps restarts quick.
+  h.set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+  h.set_read_timeout(5, 0);
+  h.set_write_timeout(5, 0);
+  Admin* self = a.get();
+  auto send = [](const HttpReply& r, httplib::Response& res) {
+    res.status = r.status;
+    if (r.retry_after > 0) {
+      res.set_header("Retry-After", std::to_string(r.retry_after));
+    }
+    res.set_content(r.body, r.content_type.c_str());
+  };
+  auto allocate = [self, send](const httplib::Request& req,
+                               httplib::Response& res) {
+    send(self->Allocate(req.method, req.get_header_value("Authorization"),
+                        req.remote_addr, req.body),
+         res);
+  };
+  const char* kAlloc = "/v0/relay/endpoint";
+  h.Post(kAlloc, allocate);
+  h.Get(kAlloc, allocate);
+  h.Put(kAlloc, allocate);
+  h.Delete(kAlloc, allocate);
+  h.Patch(kAlloc, allocate);
+  h.Options(kAlloc, allocate);
+  h.Get("/metrics", [self, send](const httplib::Request&,
+                                 httplib::Response& res) {
+    send(self->Metrics(), res);
+  });
+  h.Get("/v0/relay/sessions", [self, send](const httplib::Request&,
+                                           httplib::Response& res) {
+    send(self->Sessions(), res);
+  });
+  h.Get("/healthz", [self, send](const httplib::Request&,
+                                 httplib::Response& res) {
+    send(self->Health(), res);
+  });
+
+  const std::string host = options.listen.IpString();
+  if (!options.listen.is_ipv4()) h.set_address_family(AF_INET6);
+  bool ok;
+  if (options.listen.port() == 0) {
+    int p = h.bind_to_any_port(host);
+    ok = p > 0;
+    a->port_ = uint16_t(p);
+  } else {
+    ok = h.bind_to_port(host, options.listen.port());
+    a->port_ = options.listen.port();
+  }
+  if (!ok) {
+    return absl::UnavailableError(absl::StrCat(
+        "admin listener: cannot bind ", options.listen.ToString(),
+        " (in use, or not an address of this host)"));
+  }
+  a->thread_ = std::thread([self] { self->http_->listen_after_bind(); });
+  // httplib's stop() is a no-op until the listen loop is running: wait for
+  // it so that an immediate Stop() cannot leave the thread listening.
+  for (int i = 0; i < 2000 && !h.is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return a;
+}
+
+Admin::Admin(relay::Server* server, engine::Relay* relay, AdminOptions options)
+    : server_(server),
+      relay_(relay),
+      options_(options),
+      token_(options.token),
+      limiter_(options.alloc_rate, options.alloc_burst) {}
+
+Admin::~Admin() { Stop(); }
+
+void Admin::Stop() {
+  if (http_) http_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Admin::SetToken(std::string token) {
+  std::lock_guard<std::mutex> l(token_mu_);
+  token_ = std::move(token);
+}
+
+HttpReply Admin::Allocate(absl::string_view method,
+                          absl::string_view auth_header,
+                          absl::string_view caller, absl::string_view body) {
+  auto error = [this](int status, std::string text) {
+    int slot = ErrorSlot(status);
+    if (slot >= 0) http_errors_[slot].fetch_add(1, std::memory_order_relaxed);
+    HttpReply r;
+    r.status = status;
+    r.body = std::move(text) + "\n";
+    r.content_type = "text/plain";
+    return r;
+  };
+  // Tailscale's order: permission, method, body, allocation.
+  {
+    std::lock_guard<std::mutex> l(token_mu_);
+    absl::string_view given = auth_header;
+    if (token_.empty() || !absl::ConsumePrefix(&given, "Bearer ") ||
+        given.size() != token_.size() ||
+        sodium_memcmp(given.data(), token_.data(), token_.size()) != 0) {
+      return error(403, "forbidden: allocation needs a valid bearer token");
+    }
+  }
+  if (method != "POST") return error(405, "method not allowed: use POST");
+  const int64_t now = engine::MonotonicNowNs();
+  const std::string who(caller);
+  if (!limiter_.Allow(who, now)) {
+    HttpReply r = error(429, "too many allocation requests from this caller");
+    r.retry_after = limiter_.RetryAfterSeconds(who, now);
+    return r;
+  }
+  if (body.size() > kMaxAllocateBody) {
+    return error(400, absl::StrCat("body larger than ", kMaxAllocateBody,
+                                   " bytes"));
+  }
+  json req = json::parse(body.begin(), body.end(), nullptr,
+                         /*allow_exceptions=*/false);
+  if (req.is_discarded() || !req.is_object() || !req.contains("DiscoKeys") ||
+      !req["DiscoKeys"].is_array()) {
+    return error(400, "body must be {\"DiscoKeys\":[key, key]}");
+  }
+  const json& keys = req["DiscoKeys"];
+  if (keys.size() != 2) return error(400, "exactly 2 DiscoKeys required");
+  disco::DiscoKey k[2];
+  for (int i = 0; i < 2; ++i) {
+    if (!keys[i].is_string()) return error(400, "DiscoKeys must be strings");
+    auto parsed = disco::DiscoKey::ParseText(keys[i].get<std::string>());
+    if (!parsed.ok()) return error(400, std::string(parsed.status().message()));
+    k[i] = *parsed;
+  }
+  absl::StatusOr<relay::EndpointInfo> ep = server_->Allocate(k[0], k[1], now);
+  if (!ep.ok()) {
+    if (ep.status().code() == absl::StatusCode::kUnavailable) {
+      HttpReply r = error(503, std::string(ep.status().message()));
+      r.retry_after = kNotReadyRetryAfter;
+      return r;
+    }
+    return error(500, std::string(ep.status().message()));
+  }
+  http_allocations_.fetch_add(1, std::memory_order_relaxed);
+  json addrs = json::array();
+  for (const SocketAddress& a : ep->addresses) addrs.push_back(a.ToString());
+  json out = {
+      {"ServerDisco", ep->server_key.ToText()},
+      {"ClientDisco",
+       {ep->client_keys[0].ToText(), ep->client_keys[1].ToText()}},
+      {"LamportID", ep->lamport_id},
+      {"AddrPorts", addrs},
+      {"VNI", ep->vni},
+      {"BindLifetime", FormatGoDuration(ep->bind_lifetime_ns)},
+      {"SteadyStateLifetime", FormatGoDuration(ep->steady_state_lifetime_ns)},
+  };
+  HttpReply r;
+  r.body = out.dump();
+  return r;
+}
+
+HttpReply Admin::Metrics() const {
+  using prometheus::ClientMetric;
+  using prometheus::MetricFamily;
+  using prometheus::MetricType;
+  std::vector<MetricFamily> fams;
+  auto family = [&](std::string name, std::string help, MetricType type) {
+    fams.push_back({absl::StrCat("peerrelay_", name), std::move(help), type,
+                    {}});
+    return &fams.back();
+  };
+  auto add = [](MetricFamily* f, std::vector<ClientMetric::Label> labels,
+                double v) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    if (f->type == MetricType::Counter) {
+      m.counter.value = v;
+    } else {
+      m.gauge.value = v;
+    }
+    f->metric.push_back(std::move(m));
+  };
+
+  // Per-core counters, per worker (the slow path as its own "worker").
+  const int workers = relay_->workers();
+  std::vector<relay::CountersSnapshot> blocks;
+  for (int i = 0; i < workers; ++i) blocks.push_back(relay_->WorkerCounters(i));
+  blocks.push_back(relay_->SlowPathCounters());
+  auto worker_label = [workers](size_t i) {
+    return ClientMetric::Label{
+        "worker", int(i) == workers ? "slow_path" : std::to_string(i)};
+  };
+#define PEERRELAY_EXPORT(field, metric, help)                    \
+  {                                                              \
+    MetricFamily* f = family(metric, help, MetricType::Counter); \
+    for (size_t i = 0; i < blocks.size(); ++i) {                 \
+      add(f, {worker_label(i)}, double(blocks[i].field));        \
+    }                                                            \
+  }
+  PEERRELAY_COUNTER_FIELDS(PEERRELAY_EXPORT)
+#undef PEERRELAY_EXPORT
+
+  MetricFamily* drops =
+      family("dropped_datagrams_total",
+             "Datagrams dropped, by reason (every drop is silent on the wire).",
+             MetricType::Counter);
+  for (size_t r = 0; r < relay::kNumDropReasons; ++r) {
+    uint64_t n = 0;
+    for (const auto& b : blocks) n += b.dropped[r];
+    add(drops,
+        {{"reason", std::string(relay::DropReasonName(relay::DropReason(r)))}},
+        double(n));
+  }
+
+  const size_t total = server_->endpoint_count();
+  const size_t bound = server_->bound_count();
+  MetricFamily* eps = family(
+      "endpoints", "Endpoints by state: connecting (not bound on both sides) "
+                   "or open (bound on both sides).",
+      MetricType::Gauge);
+  add(eps, {{"state", "connecting"}}, double(total - std::min(total, bound)));
+  add(eps, {{"state", "open"}}, double(bound));
+
+  MetricFamily* allocs = family("allocations_total",
+                                "Endpoints allocated, by transport.",
+                                MetricType::Counter);
+  add(allocs, {{"transport", "http"}}, double(http_allocations_.load()));
+  uint64_t udp = 0;
+  for (const auto& b : blocks) udp += b.allocations_udp;
+  add(allocs, {{"transport", "udp"}}, double(udp));
+  MetricFamily* alloc_err = family(
+      "allocation_errors_total", "HTTP allocation requests refused, by status.",
+      MetricType::Counter);
+  for (int i = 0; i < 6; ++i) {
+    add(alloc_err, {{"status", std::to_string(kErrorStatuses[i])}},
+        double(http_errors_[i].load()));
+  }
+  MetricFamily* ready = family("ready", "1 when serving and not draining.",
+                               MetricType::Gauge);
+  add(ready, {}, draining_.load() ? 0 : 1);
+  MetricFamily* info = family("build_info", "Build and runtime facts.",
+                              MetricType::Gauge);
+  add(info,
+      {{"version", options_.version},
+       {"engine", std::string(engine::EngineName(relay_->engine()))},
+       {"profile", std::string(disco::DialectName(server_->dialect()))},
+       {"workers", std::to_string(workers)}},
+      1);
+
+  HttpReply r;
+  r.body = prometheus::TextSerializer().Serialize(fams);
+  r.content_type = "text/plain; version=0.0.4";
+  return r;
+}
+
+HttpReply Admin::Sessions() const {
+  const int64_t now = engine::MonotonicNowNs();
+  json sessions = json::array();
+  for (const relay::SessionInfo& s : server_->Sessions()) {
+    json clients = json::array();
+    for (int i = 0; i < 2; ++i) {
+      json c = {
+          {"Disco", s.client_keys[i].ToText()},
+          {"ShortDisco", s.client_keys[i].ShortString()},
+          {"Endpoint", s.bound[i] ? json(s.bound[i]->ToString()) : json()},
+          {"LastSeenSecondsAgo",
+           s.last_seen_ns[i] != 0 ? json(double(now - s.last_seen_ns[i]) / 1e9)
+                                  : json()},
+          {"PacketsFromClient", s.packets[i]},
+          {"BytesFromClient", s.bytes[i]},
+      };
+      clients.push_back(std::move(c));
+    }
+    sessions.push_back({{"VNI", s.vni},
+                        {"LamportID", s.lamport_id},
+                        {"AgeSeconds", double(now - s.allocated_at_ns) / 1e9},
+                        {"Clients", std::move(clients)}});
+  }
+  json out = {{"ServerPort", relay_->port()},
+              {"ServerDisco", server_->server_key().ToText()},
+              {"Count", sessions.size()},
+              {"Sessions", std::move(sessions)}};
+  HttpReply r;
+  r.body = out.dump(2);
+  return r;
+}
+
+HttpReply Admin::Health() const {
+  HttpReply r;
+  r.content_type = "text/plain";
+  if (draining_.load()) {
+    r.status = 503;
+    r.body = "draining\n";
+  } else {
+    r.body = "ok\n";
+  }
+  return r;
+}
+
+}  // namespace peerrelay::control

@@ -1,0 +1,322 @@
+// The admin HTTP API against a running relay: every status code of the
+// allocation endpoint, and the sessions and metrics views after a real
+// handshake and relayed traffic.
+#include "control/admin.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "engine/packet_path.h"
+#include "relay/test_client.h"
+#include "tests/udp_socket.h"
+
+namespace peerrelay::control {
+namespace {
+
+using nlohmann::json;
+using relay::Bytes;
+using testing::UdpSocket;
+
+constexpr char kToken[] = "s3cret-token";
+
+TEST(FormatGoDurationTest, MatchesGo) {
+  struct {
+    int64_t ns;
+    const char* want;
+  } cases[] = {
+      {0, "0s"},
+      {1, "1ns"},
+      {1'500, "1.5µs"},
+      {250'000'000, "250ms"},
+      {1'000'000'000, "1s"},
+      {1'500'000'000, "1.5s"},
+      {30'000'000'000, "30s"},
+      {60'000'000'000, "1m0s"},
+      {300'000'000'000, "5m0s"},
+      {3'600'000'000'000, "1h0m0s"},
+      {3'723'000'000'000, "1h2m3s"},
+      {-30'000'000'000, "-30s"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(FormatGoDuration(c.ns), c.want) << c.ns;
+}
+
+class AdminTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(SocketAddress::Parse("127.0.0.1:0").value()); }
+
+  void Start(SocketAddress admin_listen, AdminOptions opts = {}) {
+    const SocketAddress lo = SocketAddress::Parse("127.0.0.1:0").value();
+    server_ = relay::Server::Create({.addresses = {lo}},
+                                    engine::MonotonicNowNs())
+                  .value();
+    relay_ = engine::Relay::Start(server_.get(),
+                                  {.bind = lo, .workers = 2,
+                                   .engine = engine::EngineKind::kMmsg})
+                 .value();
+    relay_addr_ = lo;
+    relay_addr_.set_port(relay_->port());
+    server_->SetAddresses({relay_addr_});
+    opts.listen = admin_listen;
+    if (opts.token.empty()) opts.token = kToken;
+    admin_ = Admin::Start(server_.get(), relay_.get(), opts).value();
+    const std::string host = admin_listen.is_ipv4()
+                                 ? admin_listen.IpString()
+                                 : absl::StrCat("[", admin_listen.IpString(), "]");
+    client_ = std::make_unique<httplib::Client>(
+        absl::StrCat("http://", host, ":", admin_->port()));
+    client_->set_read_timeout(5, 0);
+  }
+
+  httplib::Result Post(const std::string& body, const char* token = kToken) {
+    httplib::Headers h;
+    if (token) h.emplace("Authorization", absl::StrCat("Bearer ", token));
+    return client_->Post("/v0/relay/endpoint", h, body, "application/json");
+  }
+
+  std::string KeysBody(const disco::DiscoKey& a, const disco::DiscoKey& b) {
+    return json{{"DiscoKeys", {a.ToText(), b.ToText()}}}.dump();
+  }
+
+  std::unique_ptr<relay::Server> server_;
+  std::unique_ptr<engine::Relay> relay_;
+  std::unique_ptr<Admin> admin_;
+  std::unique_ptr<httplib::Client> client_;
+  SocketAddress relay_addr_;
+  disco::DiscoKey ka_ = disco::KeyPair::Generate().public_key();
+  disco::DiscoKey kb_ = disco::KeyPair::Generate().public_key();
+};
+
+TEST_F(AdminTest, AllocationReturnsTheEndpointJson) {
+  auto r = Post(KeysBody(ka_, kb_));
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json j = json::parse(r->body);
+  EXPECT_EQ(j["ServerDisco"], server_->server_key().ToText());
+  disco::DiscoKey lo = std::min(ka_, kb_), hi = std::max(ka_, kb_);
+  EXPECT_EQ(j["ClientDisco"], json({lo.ToText(), hi.ToText()}));
+  EXPECT_EQ(j["LamportID"], 1);
+  EXPECT_EQ(j["AddrPorts"], json({relay_addr_.ToString()}));
+  EXPECT_EQ(j["VNI"], 1);
+  EXPECT_EQ(j["BindLifetime"], "30s");
+  EXPECT_EQ(j["SteadyStateLifetime"], "5m0s");
+  EXPECT_EQ(j.size(), 7u);
+  // Same pair, unbound: the same endpoint.
+  auto again = Post(KeysBody(kb_, ka_));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(json::parse(again->body)["VNI"], 1);
+  EXPECT_EQ(json::parse(again->body)["LamportID"], 1);
+}
+
+TEST_F(AdminTest, PermissionIsCheckedFirst) {
+  auto none = Post(KeysBody(ka_, kb_), nullptr);
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->status, 403);
+  EXPECT_EQ(Post(KeysBody(ka_, kb_), "wrong")->status, 403);
+  EXPECT_EQ(Post(KeysBody(ka_, kb_), "s3cret-tokeX")->status, 403);
+  // Even a bad method or body is 403 without the token.
+  EXPECT_EQ(client_->Get("/v0/relay/endpoint")->status, 403);
+  EXPECT_EQ(Post("not json", nullptr)->status, 403);
+  EXPECT_EQ(server_->endpoint_count(), 0u);
+}
+
+TEST_F(AdminTest, OtherMethodsAre405) {
+  httplib::Headers h = {{"Authorization", absl::StrCat("Bearer ", kToken)}};
+  EXPECT_EQ(client_->Get("/v0/relay/endpoint", h)->status, 405);
+  EXPECT_EQ(client_->Put("/v0/relay/endpoint", h, "{}", "application/json")->status, 405);
+  EXPECT_EQ(client_->Delete("/v0/relay/endpoint", h)->status, 405);
+}
+
+TEST_F(AdminTest, BadBodiesAre400) {
+  const std::string k = ka_.ToText();
+  for (const std::string& body :
+       {std::string(""), std::string("not json"), std::string("[]"),
+        std::string("{}"), std::string("{\"DiscoKeys\":\"x\"}"),
+        json{{"DiscoKeys", {k}}}.dump(),
+        json{{"DiscoKeys", {k, kb_.ToText(), k}}}.dump(),
+        json{{"DiscoKeys", {k, 7}}}.dump(),
+        json{{"DiscoKeys", {k, "discokey:zz"}}}.dump(),
+        json{{"DiscoKeys", {k, "nodekey:" + std::string(64, 'a')}}}.dump(),
+        // Valid JSON, but over 512 bytes.
+        json{{"DiscoKeys", {k, kb_.ToText()}},
+             {"Pad", std::string(600, 'x')}}
+            .dump()}) {
+    auto r = Post(body);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << body;
+  }
+  EXPECT_EQ(server_->endpoint_count(), 0u);
+}
+
+TEST_F(AdminTest, AllocationErrorsAre500And503) {
+  auto same = Post(KeysBody(ka_, ka_));
+  EXPECT_EQ(same->status, 500);
+  auto server_key = Post(KeysBody(server_->server_key(), ka_));
+  EXPECT_EQ(server_key->status, 500);
+  EXPECT_NE(server_key->body.find("server"), std::string::npos);
+  server_->SetAddresses({});
+  auto not_ready = Post(KeysBody(ka_, kb_));
+  EXPECT_EQ(not_ready->status, 503);
+  EXPECT_EQ(not_ready->get_header_value("Retry-After"), "3");
+  server_->SetAddresses({relay_addr_});
+  server_->Close();
+  auto closed = Post(KeysBody(ka_, kb_));
+  EXPECT_EQ(closed->status, 500);
+  EXPECT_EQ(closed->body, "server closed\n");
+}
+
+TEST_F(AdminTest, CallersOverTheRateLimitGet429) {
+  admin_.reset();
+  admin_ = Admin::Start(server_.get(), relay_.get(),
+                        {.listen = SocketAddress::Parse("127.0.0.1:0").value(),
+                         .token = kToken, .alloc_rate = 0.01,
+                         .alloc_burst = 2})
+               .value();
+  client_ = std::make_unique<httplib::Client>("127.0.0.1", admin_->port());
+  EXPECT_EQ(Post(KeysBody(ka_, kb_))->status, 200);
+  EXPECT_EQ(Post(KeysBody(ka_, kb_))->status, 200);
+  auto limited = Post(KeysBody(ka_, kb_));
+  EXPECT_EQ(limited->status, 429);
+  EXPECT_GE(std::stoi(limited->get_header_value("Retry-After")), 1);
+  auto metrics = client_->Get("/metrics");
+  EXPECT_NE(metrics->body.find("peerrelay_allocation_errors_total{status=\"429\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(AdminTest, TokenCanBeReplaced) {
+  admin_->SetToken("new-token");
+  EXPECT_EQ(Post(KeysBody(ka_, kb_))->status, 403);
+  EXPECT_EQ(Post(KeysBody(ka_, kb_), "new-token")->status, 200);
+}
+
+TEST_F(AdminTest, HealthzFollowsDraining) {
+  auto ok = client_->Get("/healthz");
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_EQ(ok->body, "ok\n");
+  admin_->SetDraining(true);
+  EXPECT_EQ(client_->Get("/healthz")->status, 503);
+  EXPECT_NE(client_->Get("/metrics")->body.find("peerrelay_ready 0"),
+            std::string::npos);
+}
+
+// Sums the values of every series of `name` whose labels contain `match`.
+double Sum(const std::string& text, const std::string& name,
+           const std::string& match = "") {
+  double sum = 0;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name, 0) != 0 || line[name.size()] == '_') continue;
+    if (!match.empty() && line.find(match) == std::string::npos) continue;
+    sum += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
+}
+
+TEST_F(AdminTest, SessionsAndMetricsMatchWhatWasSent) {
+  UdpSocket sa = UdpSocket::Open(SocketAddress::Parse("127.0.0.1:0").value()).value();
+  UdpSocket sb = UdpSocket::Open(SocketAddress::Parse("127.0.0.1:0").value()).value();
+  relay::TestClient a(disco::Dialect::kCurrent, server_->server_key(), sa.local());
+  relay::TestClient b(disco::Dialect::kCurrent, server_->server_key(), sb.local());
+  auto r = Post(KeysBody(a.key(), b.key()));
+  ASSERT_EQ(r->status, 200);
+  const uint32_t vni = json::parse(r->body)["VNI"];
+  a.SetEndpoint(vni, b.key());
+  b.SetEndpoint(vni, a.key());
+  for (auto [s, c] : {std::pair{&sa, &a}, std::pair{&sb, &b}}) {
+    ASSERT_TRUE(s->SendTo(c->Bind(1), relay_addr_));
+    auto got = s->Recv(2000);
+    ASSERT_TRUE(got);
+    auto ch = c->OpenChallenge(got->first);
+    ASSERT_TRUE(ch);
+    ASSERT_TRUE(s->SendTo(c->Answer(*ch), relay_addr_));
+  }
+  for (int i = 0; i < 200 && server_->bound_count() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(server_->bound_count(), 1u);
+  // 7 datagrams A->B of 100 bytes, 3 B->A of 50, one from a stranger.
+  for (int i = 0; i < 7; ++i) ASSERT_TRUE(sa.SendTo(a.Data(Bytes(92, 1)), relay_addr_));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(sb.SendTo(b.Data(Bytes(42, 2)), relay_addr_));
+  for (int i = 0; i < 7; ++i) ASSERT_TRUE(sb.Recv(2000));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(sa.Recv(2000));
+  UdpSocket stranger = UdpSocket::Open(SocketAddress::Parse("127.0.0.1:0").value()).value();
+  ASSERT_TRUE(stranger.SendTo(a.Data({1}), relay_addr_));
+  for (int i = 0; i < 200 && relay_->Counters().DroppedTotal() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+
+  json s = json::parse(client_->Get("/v0/relay/sessions")->body);
+  EXPECT_EQ(s["ServerPort"], relay_->port());
+  EXPECT_EQ(s["Count"], 1);
+  const json& sess = s["Sessions"][0];
+  EXPECT_EQ(sess["VNI"], vni);
+  int ia = sess["Clients"][0]["Disco"] == a.key().ToText() ? 0 : 1;
+  const json& ca = sess["Clients"][ia];
+  const json& cb = sess["Clients"][1 - ia];
+  EXPECT_EQ(ca["Endpoint"], sa.local().ToString());
+  EXPECT_EQ(cb["Endpoint"], sb.local().ToString());
+  EXPECT_EQ(ca["PacketsFromClient"], 7);
+  EXPECT_EQ(ca["BytesFromClient"], 700);
+  EXPECT_EQ(cb["PacketsFromClient"], 3);
+  EXPECT_EQ(cb["BytesFromClient"], 150);
+  EXPECT_EQ(ca["ShortDisco"], a.key().ShortString());
+
+  const std::string m = client_->Get("/metrics")->body;
+  EXPECT_EQ(Sum(m, "peerrelay_relayed_datagrams_total"), 10);
+  EXPECT_EQ(Sum(m, "peerrelay_relayed_bytes_total"), 850);
+  EXPECT_EQ(Sum(m, "peerrelay_handshakes_completed_total"), 2);
+  EXPECT_EQ(Sum(m, "peerrelay_challenges_sent_total"), 2);
+  EXPECT_EQ(Sum(m, "peerrelay_slow_path_datagrams_total"), 4);
+  EXPECT_EQ(Sum(m, "peerrelay_dropped_datagrams_total", "unknown_source"), 1);
+  EXPECT_EQ(Sum(m, "peerrelay_dropped_datagrams_total"), 1);
+  // received = relayed + slow path + dropped
+  EXPECT_EQ(Sum(m, "peerrelay_received_datagrams_total"), 15);
+  EXPECT_EQ(Sum(m, "peerrelay_endpoints", "open"), 1);
+  EXPECT_EQ(Sum(m, "peerrelay_endpoints", "connecting"), 0);
+  EXPECT_EQ(Sum(m, "peerrelay_allocations_total", "http"), 1);
+  EXPECT_NE(m.find("# TYPE peerrelay_relayed_datagrams_total counter"),
+            std::string::npos);
+  EXPECT_NE(m.find("peerrelay_build_info{"), std::string::npos);
+  EXPECT_NE(m.find("worker=\"slow_path\""), std::string::npos);
+}
+
+TEST(AdminIpv6Test, ListensOnIpv6) {
+  auto server = relay::Server::Create({}, 0).value();
+  auto relay = engine::Relay::Start(
+                   server.get(), {.bind = SocketAddress::Parse("[::1]:0").value(),
+                                  .workers = 1})
+                   .value();
+  auto admin = Admin::Start(server.get(), relay.get(),
+                            {.listen = SocketAddress::Parse("[::1]:0").value(),
+                             .token = kToken})
+                   .value();
+  httplib::Client c(absl::StrCat("http://[::1]:", admin->port()));
+  auto r = c.Get("/healthz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST(AdminStartTest, BusyPortIsAClearError) {
+  auto server = relay::Server::Create({}, 0).value();
+  auto relay = engine::Relay::Start(
+                   server.get(),
+                   {.bind = SocketAddress::Parse("127.0.0.1:0").value(),
+                    .workers = 1})
+                   .value();
+  auto first = Admin::Start(server.get(), relay.get(),
+                            {.listen = SocketAddress::Parse("127.0.0.1:0").value()})
+                   .value();
+  auto second = Admin::Start(
+      server.get(), relay.get(),
+      {.listen = SocketAddress::Parse(absl::StrCat("127.0.0.1:", first->port())).value()});
+  EXPECT_FALSE(second.ok());
+}
+
+}  // namespace
+}  // namespace peerrelay::control
