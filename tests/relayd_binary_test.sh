@@ -2,17 +2,22 @@
 # Drives the relayd binary as operators run it: bad flags fail clearly; a
 # started relayd allocates over UDP for an allowlisted key, binds two
 # clients, relays their data byte for byte on 127.0.0.1 and on ::1, keeps
-# its key across a restart, and exits 0 on SIGTERM.
+# its key across a restart, and exits 0 on SIGTERM. Then the operator
+# flows: relayctl against the admin API, SIGHUP reload of allowlist and
+# token, SIGUSR1 drain.
 set -euo pipefail
 RELAYD="$1"
 CLIENT="$2"
+CTL="$3"
 work=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*"; cat "$work"/*.log 2>/dev/null || true; exit 1; }
 
 # Bad flags: non-zero exit and a message naming the flag.
 for args in "--profile=bogus" "--engine=dpdk" "--port=70000" \
-            "--bind_lifetime=-1s" "--listen=not-an-ip" "--allocate_allowlist=/nonexistent"; do
+            "--bind_lifetime=-1s" "--listen=not-an-ip" "--allocate_allowlist=/nonexistent" \
+            "--admin_listen=localhost:80" "--admin_token_file=/nonexistent" "--alloc_rate=0" \
+            "extra-argument"; do
   if "$RELAYD" $args --key_file="$work/k" > "$work/out" 2>&1; then
     fail "relayd $args exited 0"
   fi
@@ -28,7 +33,7 @@ key2=$("$RELAYD" --key_file="$work/server.key" --print_public_key)
 for listen in 127.0.0.1 ::1; do
   for engine in mmsg auto; do
     log="$work/relayd-$engine-${listen//:/_}.log"
-    "$RELAYD" --listen="$listen" --port=0 --workers=2 --engine=$engine \
+    "$RELAYD" --listen="$listen" --port=0 --workers=2 --engine=$engine --admin_listen=off \
       --key_file="$work/server.key" --allocate_allowlist="$work/allow" 2> "$log" &
     pid=$!
     for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.05; done
@@ -48,4 +53,68 @@ for listen in 127.0.0.1 ::1; do
     grep -Eq " dropped=(0|[0-9]+ \(not_bound=[0-9]+\))$" "$log" || fail "unexpected drops"
   done
 done
+# ---- Operator flows ----
+start_relayd() {  # args: log file, extra flags
+  local log="$1"; shift
+  "$RELAYD" --listen=127.0.0.1 --port=0 --workers=1 --admin_listen=127.0.0.1:0 \
+    --key_file="$work/server.key" "$@" 2> "$log" &
+  pid=$!
+  for _ in $(seq 100); do grep -q "admin API on" "$log" && break; sleep 0.05; done
+  port=$(sed -n 's/.* port \([0-9]*\) engine.*/\1/p' "$log" | head -1)
+  admin=$(sed -n 's/.*admin API on \([0-9.:]*\).*/\1/p' "$log" | head -1)
+  [ -n "$port" ] && [ -n "$admin" ] || fail "relayd did not start: $(cat "$log")"
+}
+
+echo "tok-1" > "$work/token"
+: > "$work/allow-empty"
+start_relayd "$work/ops.log" --admin_token_file="$work/token" \
+  --allocate_allowlist="$work/allow-empty"
+"$CTL" --admin="$admin" health | grep -q ok || fail "health"
+# UDP allocation refused: A is not on the (empty) allowlist.
+if "$CLIENT" --relay="127.0.0.1:$port" --server_key="$key1" --key_file="$work/a.key" \
+     --seconds=0.2 > "$work/client.out" 2>&1; then fail "allocated without allowlist"; fi
+# HTTP allocation with the token works; without it, 403.
+kb=$("$CLIENT" --key_file="$work/b.key" --print_public_key)
+ka=$(cat "$work/allow")
+"$CTL" --admin="$admin" --token_file="$work/token" allocate "$ka" "$kb" > "$work/alloc.json" \
+  || fail "relayctl allocate: $(cat "$work/alloc.json")"
+grep -q '"VNI": 1' "$work/alloc.json" || fail "allocate output"
+grep -q '"BindLifetime": "30s"' "$work/alloc.json" || fail "allocate lifetimes"
+if "$CTL" --admin="$admin" allocate "$ka" "$kb" 2> "$work/err"; then fail "allocated without token"; fi
+grep -q "HTTP 403" "$work/err" || fail "no 403: $(cat "$work/err")"
+# SIGHUP: new allowlist and new token, no restart.
+cp "$work/allow" "$work/allow-empty"
+echo "tok-2" > "$work/token"
+kill -HUP $pid
+for _ in $(seq 50); do grep -q "SIGHUP: reloaded" "$work/ops.log" && break; sleep 0.05; done
+grep -q "SIGHUP: reloaded allowlist (1 keys)" "$work/ops.log" || fail "no reload"
+"$CLIENT" --relay="127.0.0.1:$port" --server_key="$key1" --key_file="$work/a.key" \
+  --seconds=0.3 --size=100 > "$work/client.out" || fail "client after reload: $(cat "$work/client.out")"
+if "$CTL" --admin="$admin" --token_file="$work/token" allocate "$kb" "$(cat "$work/allow")" > /dev/null; then :; else fail "new token refused"; fi
+echo "tok-1" > "$work/old-token"
+if "$CTL" --admin="$admin" --token_file="$work/old-token" allocate "$ka" "$kb" 2>/dev/null; then fail "old token still works"; fi
+# The session view and the metrics show the traffic.
+"$CTL" --admin="$admin" sessions > "$work/sessions.txt"
+grep -q "Sessions: " "$work/sessions.txt" || fail "sessions: $(cat "$work/sessions.txt")"
+grep -q "127.0.0.1:[0-9]*(d:" "$work/sessions.txt" || fail "no bound leg in sessions"
+"$CTL" --admin="$admin" metrics > "$work/metrics.txt"
+grep -q "^relayed_datagrams_total" "$work/metrics.txt" || fail "metrics: $(cat "$work/metrics.txt")"
+grep -q "^handshakes_completed_total *2" "$work/metrics.txt" || fail "handshakes metric"
+kill -TERM $pid; wait $pid || fail "exit code on SIGTERM"
+
+# SIGUSR1 drain: no new allocations, healthz 503, exit once endpoints expire.
+start_relayd "$work/drain.log" --admin_token_file="$work/token" --bind_lifetime=1s
+"$CTL" --admin="$admin" --token_file="$work/token" allocate "$ka" "$kb" > /dev/null || fail "allocate"
+kill -USR1 $pid
+for _ in $(seq 50); do grep -q "draining" "$work/drain.log" && break; sleep 0.05; done
+if "$CTL" --admin="$admin" health > /dev/null; then fail "healthy while draining"; fi
+if "$CTL" --admin="$admin" --token_file="$work/token" allocate "$kb" "$(cat "$work/allow")" 2> "$work/err"; then
+  fail "allocated while draining"
+fi
+grep -q "HTTP 500: server closed" "$work/err" || fail "drain refusal: $(cat "$work/err")"
+for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+if kill -0 $pid 2>/dev/null; then fail "did not exit after draining"; fi
+wait $pid || fail "drain exit code"
+grep -q "drained: stopping" "$work/drain.log" || fail "drain log"
+
 echo "relayd binary test: 1 passed, 0 failed"

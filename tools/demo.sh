@@ -6,23 +6,29 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install_deps.sh
-bazel build -c opt //tools:relayd //tools:demo_client
+bazel build -c opt //tools:relayd //tools:demo_client //tools:relayctl
 BIN=bazel-bin/tools
 work=$(mktemp -d)
 trap 'kill $relayd_pid 2>/dev/null || true; rm -rf "$work"' EXIT
 
 "$BIN/demo_client" --key_file="$work/client-a.key" --print_public_key > "$work/allowlist"
 "$BIN/relayd" --listen=127.0.0.1 --port=0 --key_file="$work/server.key" \
-  --allocate_allowlist="$work/allowlist" --stats_interval=1s 2> "$work/relayd.log" &
+  --admin_listen=127.0.0.1:0 --allocate_allowlist="$work/allowlist" \
+  --stats_interval=1s 2> "$work/relayd.log" &
 relayd_pid=$!
-for _ in $(seq 50); do grep -q "listening on" "$work/relayd.log" && break; sleep 0.1; done
+for _ in $(seq 50); do grep -q "admin API on" "$work/relayd.log" && break; sleep 0.1; done
 cat "$work/relayd.log"
 port=$(sed -n 's/.* port \([0-9]*\) engine.*/\1/p' "$work/relayd.log" | head -1)
 key=$("$BIN/relayd" --key_file="$work/server.key" --print_public_key)
+admin=$(sed -n 's/.*admin API on \([0-9.:]*\).*/\1/p' "$work/relayd.log" | head -1)
 
 status=0
 "$BIN/demo_client" --relay="127.0.0.1:$port" --server_key="$key" \
   --key_file="$work/client-a.key" --seconds=3 || status=$?
+echo "--- relayctl sessions"
+"$BIN/relayctl" --admin="$admin" sessions
+echo "--- relayctl metrics"
+"$BIN/relayctl" --admin="$admin" metrics
 kill -TERM $relayd_pid
 wait $relayd_pid || true
 echo "--- relayd log"

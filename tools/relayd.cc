@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -25,8 +26,11 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "control/admin.h"
 #include "engine/relay.h"
 #include "relay/server.h"
+
+#include <systemd/sd-daemon.h>
 
 ABSL_FLAG(int, port, 7777, "UDP port of the relay");
 ABSL_FLAG(std::string, listen, "::",
@@ -57,9 +61,22 @@ ABSL_FLAG(absl::Duration, stats_interval, absl::ZeroDuration(),
           "log a counters line this often; 0 = only at exit");
 ABSL_FLAG(absl::Duration, run_for, absl::ZeroDuration(),
           "stop after this long (demos, soak runs); 0 = until a signal");
+ABSL_FLAG(std::string, admin_listen, "127.0.0.1:9780",
+          "admin HTTP listener (allocation, /metrics, /v0/relay/sessions, "
+          "/healthz), 'ip:port' or '[ip6]:port'; 'off' disables it");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "file holding the bearer token that POST /v0/relay/endpoint "
+          "requires; without it HTTP allocation is refused (403)");
+ABSL_FLAG(double, alloc_rate, 5, "HTTP allocations per second per caller");
+ABSL_FLAG(double, alloc_burst, 20, "HTTP allocation burst per caller");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Minutes(5),
+          "on SIGUSR1: stop allocating, keep relaying, exit when no "
+          "endpoint is left or after this long");
 
 namespace peerrelay {
 namespace {
+
+constexpr char kVersion[] = "0.1.0";
 
 absl::Status Fail(absl::string_view msg) {
   return absl::InvalidArgumentError(msg);
@@ -117,6 +134,17 @@ absl::StatusOr<absl::flat_hash_set<disco::DiscoKey>> LoadAllowlist(
     keys.insert(*k);
   }
   return keys;
+}
+
+absl::StatusOr<std::string> LoadToken(const std::string& path) {
+  if (path.empty()) return std::string();
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::string token;
+  std::getline(in, token);
+  token = std::string(absl::StripAsciiWhitespace(token));
+  if (token.empty()) return Fail(absl::StrCat(path, ": empty token"));
+  return token;
 }
 
 // The host's non-loopback, non-link-local addresses.
@@ -215,6 +243,17 @@ int Main(int argc, char** argv) {
   if (!listen.ok()) return bad(absl::StrCat("--listen: ", listen.status().message()));
   auto allow = LoadAllowlist(absl::GetFlag(FLAGS_allocate_allowlist));
   if (!allow.ok()) return bad(std::string(allow.status().message()));
+  auto token = LoadToken(absl::GetFlag(FLAGS_admin_token_file));
+  if (!token.ok()) return bad(std::string(token.status().message()));
+  std::optional<SocketAddress> admin_listen;
+  if (absl::GetFlag(FLAGS_admin_listen) != "off") {
+    auto a = SocketAddress::Parse(absl::GetFlag(FLAGS_admin_listen));
+    if (!a.ok()) return bad(absl::StrCat("--admin_listen: ", a.status().message()));
+    admin_listen = *a;
+  }
+  if (absl::GetFlag(FLAGS_alloc_rate) <= 0 || absl::GetFlag(FLAGS_alloc_burst) < 1) {
+    return bad("--alloc_rate must be > 0 and --alloc_burst >= 1");
+  }
 
   relay::ServerConfig cfg;
   cfg.key_pair = *kp;
@@ -232,6 +271,8 @@ int Main(int argc, char** argv) {
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
+  sigaddset(&sigs, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   auto relay = engine::Relay::Start(
@@ -271,6 +312,31 @@ int Main(int argc, char** argv) {
   if (!(*relay)->engine_note().empty()) {
     std::fprintf(stderr, "relayd: %s\n", (*relay)->engine_note().c_str());
   }
+  std::unique_ptr<control::Admin> admin;
+  if (admin_listen) {
+    control::AdminOptions ao;
+    ao.listen = *admin_listen;
+    ao.token = *token;
+    ao.alloc_rate = absl::GetFlag(FLAGS_alloc_rate);
+    ao.alloc_burst = absl::GetFlag(FLAGS_alloc_burst);
+    ao.version = kVersion;
+    auto a = control::Admin::Start(server->get(), relay->get(), ao);
+    if (!a.ok()) {
+      std::fprintf(stderr, "relayd: cannot start: %s\n",
+                   a.status().ToString().c_str());
+      return 1;
+    }
+    admin = std::move(*a);
+    std::fprintf(stderr, "relayd: admin API on %s%s\n",
+                 absl::StrCat(admin_listen->is_ipv4() ? "" : "[",
+                              admin_listen->IpString(),
+                              admin_listen->is_ipv4() ? "" : "]", ":",
+                              admin->port())
+                     .c_str(),
+                 token->empty() ? " (no --admin_token_file: HTTP allocation "
+                                  "refused)"
+                                : "");
+  }
   std::vector<std::string> adv_text;
   for (const SocketAddress& a : adv) adv_text.push_back(a.ToString());
   std::fprintf(stderr,
@@ -287,6 +353,13 @@ int Main(int argc, char** argv) {
   const absl::Duration run_for = absl::GetFlag(FLAGS_run_for);
   const absl::Time start = absl::Now();
   absl::Time next_stats = start + stats;
+  // systemd: READY once serving; the watchdog is fed from this loop, so a
+  // wedged main loop gets the service restarted.
+  uint64_t watchdog_usec = 0;
+  const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+  absl::Time next_watchdog = start;
+  sd_notify(0, "READY=1");
+  std::optional<absl::Time> drain_deadline;
   while (true) {
     timespec ts{0, 200'000'000};
     int sig = sigtimedwait(&sigs, nullptr, &ts);
@@ -294,12 +367,54 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr, "relayd: %s: stopping\n", strsignal(sig));
       break;
     }
+    if (sig == SIGHUP) {
+      sd_notify(0, "RELOADING=1");
+      auto new_allow = LoadAllowlist(absl::GetFlag(FLAGS_allocate_allowlist));
+      auto new_token = LoadToken(absl::GetFlag(FLAGS_admin_token_file));
+      if (new_allow.ok() && new_token.ok()) {
+        (*server)->SetAllocateAllowlist(*new_allow);
+        if (admin) admin->SetToken(*new_token);
+        std::fprintf(stderr,
+                     "relayd: SIGHUP: reloaded allowlist (%zu keys) and token\n",
+                     new_allow->size());
+      } else {
+        std::fprintf(stderr, "relayd: SIGHUP: reload failed, keeping the old "
+                             "settings: %s %s\n",
+                     new_allow.status().ToString().c_str(),
+                     new_token.status().ToString().c_str());
+      }
+      sd_notify(0, "READY=1");
+    }
+    if (sig == SIGUSR1 && !drain_deadline) {
+      // Drain: no new allocations, /healthz 503, relaying goes on until
+      // the last endpoint expires or the timeout.
+      drain_deadline = absl::Now() + absl::GetFlag(FLAGS_drain_timeout);
+      (*server)->Close();
+      if (admin) admin->SetDraining(true);
+      sd_notify(0, "STATUS=draining");
+      std::fprintf(stderr, "relayd: SIGUSR1: draining (%zu endpoints)\n",
+                   (*server)->endpoint_count());
+    }
     const absl::Time now = absl::Now();
+    if (drain_deadline &&
+        ((*server)->endpoint_count() == 0 || now >= *drain_deadline)) {
+      std::fprintf(stderr, "relayd: drained: stopping\n");
+      break;
+    }
     if (run_for > absl::ZeroDuration() && now - start >= run_for) break;
     if (stats > absl::ZeroDuration() && now >= next_stats) {
       LogCounters("stats", **relay, **server);
       next_stats = now + stats;
     }
+    if (watchdog && now >= next_watchdog) {
+      sd_notify(0, "WATCHDOG=1");
+      next_watchdog = now + absl::Microseconds(watchdog_usec / 2);
+    }
+  }
+  sd_notify(0, "STOPPING=1");
+  if (admin) {
+    admin->SetDraining(true);
+    admin->Stop();
   }
   (*server)->Close();
   (*relay)->Stop();
