@@ -11,6 +11,7 @@
 #include "engine/relay.h"
 #include "engine/worker.h"
 #include "relay/test_client.h"
+#include "tests/relay_harness.h"
 #include "tests/udp_socket.h"
 
 namespace peerrelay::engine {
@@ -19,9 +20,11 @@ namespace {
 using relay::Bytes;
 using relay::DropReason;
 using relay::TestClient;
+using testing::Client;
+using testing::RelayHarness;
 using testing::UdpSocket;
 
-constexpr int kTimeoutMs = 2000;
+constexpr int kTimeoutMs = RelayHarness::kTimeoutMs;
 
 struct Param {
   EngineKind engine;
@@ -35,12 +38,6 @@ std::string ParamName(const ::testing::TestParamInfo<Param>& info) {
          std::string(disco::DialectName(info.param.dialect));
 }
 
-// A client: its socket and its disco identity.
-struct Client {
-  UdpSocket sock;
-  std::unique_ptr<TestClient> disco;
-};
-
 class EngineTest : public ::testing::TestWithParam<Param> {
  protected:
   void SetUp() override {
@@ -51,57 +48,24 @@ class EngineTest : public ::testing::TestWithParam<Param> {
     loopback_ = SocketAddress::Parse(GetParam().ipv6 ? "[::1]:0"
                                                      : "127.0.0.1:0")
                     .value();
-    server_ = relay::Server::Create(
-                  {.addresses = {loopback_}, .dialect = GetParam().dialect},
-                  MonotonicNowNs())
-                  .value();
-    auto r = Relay::Start(server_.get(), {.bind = loopback_,
-                                          .workers = 2,
-                                          .engine = GetParam().engine});
-    ASSERT_TRUE(r.ok()) << r.status();
-    relay_ = std::move(*r);
-    relay_addr_ = loopback_;
-    relay_addr_.set_port(relay_->port());
-    server_->SetAddresses({relay_addr_});
+    auto h = RelayHarness::Start(loopback_, {.dialect = GetParam().dialect},
+                                 {.workers = 2, .engine = GetParam().engine});
+    ASSERT_TRUE(h.ok()) << h.status();
+    h_ = std::move(*h);
+    server_ = &h_->server();
+    relay_ = &h_->relay();
+    relay_addr_ = h_->relay_addr();
     ASSERT_EQ(relay_->engine(), GetParam().engine);
   }
 
-  Client NewClient() {
-    Client c{UdpSocket::Open(loopback_).value(), nullptr};
-    c.disco = std::make_unique<TestClient>(
-        GetParam().dialect, server_->server_key(), c.sock.local());
-    return c;
-  }
-
-  void AllocatePair(Client& a, Client& b) {
-    relay::EndpointInfo ep =
-        server_->Allocate(a.disco->key(), b.disco->key(), MonotonicNowNs())
-            .value();
-    a.disco->SetEndpoint(ep.vni, b.disco->key());
-    b.disco->SetEndpoint(ep.vni, a.disco->key());
-  }
-
-  // Bind -> Challenge -> Answer over the wire. Waits until the server shows
-  // the side bound (a correct Answer gets no reply).
+  Client NewClient() { return h_->NewClient(); }
+  void AllocatePair(Client& a, Client& b) { h_->AllocatePair(a, b); }
   bool Handshake(Client& c, uint32_t generation = 1) {
-    if (!c.sock.SendTo(c.disco->Bind(generation), relay_addr_)) return false;
-    auto got = c.sock.Recv(kTimeoutMs);
-    if (!got || got->second != relay_addr_) return false;
-    auto ch = c.disco->OpenChallenge(got->first);
-    if (!ch) return false;
-    const uint64_t done = relay_->Counters().handshakes_completed;
-    if (!c.sock.SendTo(c.disco->Answer(*ch), relay_addr_)) return false;
-    for (int i = 0; i < 200; ++i) {
-      if (relay_->Counters().handshakes_completed > done) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
+    return h_->Handshake(c, generation);
   }
-
-  void BindPair(Client& a, Client& b) {
-    AllocatePair(a, b);
-    ASSERT_TRUE(Handshake(a));
-    ASSERT_TRUE(Handshake(b));
+  void BindPair(Client& a, Client& b) { ASSERT_TRUE(h_->BindPair(a, b)); }
+  bool WaitDropped(DropReason r, uint64_t want) {
+    return h_->WaitDropped(r, want);
   }
 
   // Sends `payload` from `from` to the relay and expects `to` to receive the
@@ -115,19 +79,11 @@ class EngineTest : public ::testing::TestWithParam<Param> {
     EXPECT_EQ(got->second, relay_addr_);
   }
 
-  // Waits until a drop counter reaches `want`.
-  bool WaitDropped(DropReason r, uint64_t want) {
-    for (int i = 0; i < 200; ++i) {
-      if (relay_->Counters().Dropped(r) >= want) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-  }
-
   SocketAddress loopback_;
   SocketAddress relay_addr_;
-  std::unique_ptr<relay::Server> server_;
-  std::unique_ptr<Relay> relay_;
+  std::unique_ptr<RelayHarness> h_;
+  relay::Server* server_ = nullptr;
+  Relay* relay_ = nullptr;
 };
 
 TEST_P(EngineTest, PairRelaysBothWaysByteForByte) {
@@ -141,7 +97,7 @@ TEST_P(EngineTest, PairRelaysBothWaysByteForByte) {
   auto got = b.sock.Recv(kTimeoutMs);
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->first, ping);
-  relay::CountersSnapshot c = relay_->Counters();
+  relay::CountersSnapshot c = relay_->DataPlaneCounters();
   EXPECT_EQ(c.relayed, 3u);
   EXPECT_EQ(c.received, c.relayed + c.to_slow_path + c.DroppedTotal());
 }

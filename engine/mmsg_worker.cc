@@ -15,26 +15,27 @@ namespace {
 class MmsgWorker : public Worker {
  public:
   MmsgWorker(const SocketInfo& sock, WorkerPath* path,
-             relay::Counters* counters)
+             relay::Counters* counters, size_t buffers)
       : sock_(sock),
         path_(path),
         counters_(counters),
-        buffers_(kRxBuffers * kRxBufferBytes),
-        names_(kRxBuffers),
-        controls_(kRxBuffers * kRxControlSpace),
-        iovs_(kRxBuffers),
-        msgs_(kRxBuffers) {
+        nbufs_(buffers),
+        buffers_(buffers * kRxBufferBytes),
+        names_(buffers),
+        controls_(buffers * kRxControlSpace),
+        iovs_(buffers),
+        msgs_(buffers) {
     // Wake up every 100 ms to notice a stop request.
     timeval tv{0, 100'000};
     setsockopt(sock_.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    for (size_t i = 0; i < kRxBuffers; ++i) {
+    for (size_t i = 0; i < nbufs_; ++i) {
       iovs_[i] = {&buffers_[i * kRxBufferBytes], kRxBufferBytes};
     }
   }
 
   void Run(const std::atomic<bool>* stop) override {
     while (!stop->load(std::memory_order_relaxed)) {
-      for (size_t i = 0; i < kRxBuffers; ++i) {
+      for (size_t i = 0; i < nbufs_; ++i) {
         msghdr& h = msgs_[i].msg_hdr;
         h.msg_name = &names_[i];
         h.msg_namelen = sizeof(sockaddr_storage);
@@ -44,7 +45,7 @@ class MmsgWorker : public Worker {
         h.msg_controllen = kRxControlSpace;
         h.msg_flags = 0;
       }
-      int n = recvmmsg(sock_.fd, msgs_.data(), kRxBuffers, MSG_WAITFORONE,
+      int n = recvmmsg(sock_.fd, msgs_.data(), unsigned(nbufs_), MSG_WAITFORONE,
                        nullptr);
       if (n <= 0) continue;  // timeout (EAGAIN), EINTR, or a passing error
       const int64_t now = MonotonicNowNs();
@@ -72,6 +73,7 @@ class MmsgWorker : public Worker {
   SocketInfo sock_;
   WorkerPath* path_;
   relay::Counters* counters_;
+  size_t nbufs_;
   std::vector<uint8_t> buffers_;
   std::vector<sockaddr_storage> names_;
   std::vector<uint8_t> controls_;
@@ -83,8 +85,9 @@ class MmsgWorker : public Worker {
 
 std::unique_ptr<Worker> MakeMmsgWorker(const SocketInfo& sock,
                                        WorkerPath* path,
-                                       relay::Counters* counters) {
-  return std::make_unique<MmsgWorker>(sock, path, counters);
+                                       relay::Counters* counters,
+                                       size_t buffers) {
+  return std::make_unique<MmsgWorker>(sock, path, counters, buffers);
 }
 
 }  // namespace peerrelay::engine

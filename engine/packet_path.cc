@@ -171,13 +171,14 @@ size_t SlowPathQueue::size() const {
 
 WorkerPath::WorkerPath(relay::Server* server, SlowPathQueue* slow, int fd,
                        bool socket_ipv6, relay::Counters* counters,
-                       size_t max_datagrams)
+                       size_t max_datagrams, HandshakeLimiter limiter)
     : server_(server),
       slow_(slow),
       fd_(fd),
       socket_ipv6_(socket_ipv6),
       counters_(counters),
-      batcher_(fd, socket_ipv6, max_datagrams) {}
+      batcher_(fd, socket_ipv6, max_datagrams),
+      limiter_(std::move(limiter)) {}
 
 void WorkerPath::OnReceive(const uint8_t* data, size_t len, const RxMeta& meta,
                            const SocketAddress& from, int64_t now_ns) {
@@ -202,6 +203,10 @@ void WorkerPath::OnDatagram(const uint8_t* data, size_t len,
   } else if (v.kind == relay::Verdict::kSlowPath) {
     if (len > ControlItem::kMaxLen) {
       counters_->Drop(relay::DropReason::kOversizedControl);
+      return;
+    }
+    if (!limiter_.Allow(from, now_ns)) {
+      counters_->Drop(relay::DropReason::kRateLimited);
       return;
     }
     ControlItem item;

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/socket_address.h"
+#include "engine/handshake_limiter.h"
 #include "engine/socket.h"
 #include "relay/counters.h"
 #include "relay/server.h"
@@ -119,7 +120,7 @@ class WorkerPath {
  public:
   WorkerPath(relay::Server* server, SlowPathQueue* slow, int fd,
              bool socket_ipv6, relay::Counters* counters,
-             size_t max_datagrams);
+             size_t max_datagrams, HandshakeLimiter limiter);
 
   // One received buffer (GRO-coalesced when meta.gro_size is set).
   void OnReceive(const uint8_t* data, size_t len, const RxMeta& meta,
@@ -136,6 +137,7 @@ class WorkerPath {
   bool socket_ipv6_;
   relay::Counters* counters_;
   GsoBatcher batcher_;
+  HandshakeLimiter limiter_;
 };
 
 // The slow-path thread: disco crypto, replies sent from the worker socket

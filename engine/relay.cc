@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -41,6 +42,11 @@ absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(relay::Server* server,
   if (workers <= 0) workers = 1;
   if (workers > 256) {
     return absl::InvalidArgumentError("at most 256 workers");
+  }
+  if (options.rx_buffers == 0 || options.rx_buffers > 32768 ||
+      (options.rx_buffers & (options.rx_buffers - 1)) != 0) {
+    return absl::InvalidArgumentError(
+        "rx_buffers must be a power of two from 1 to 32768");
   }
 
   r->engine_ = options.engine;
@@ -81,7 +87,11 @@ absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(relay::Server* server,
   for (int i = 0; i < workers; ++i) {
     r->paths_.push_back(std::make_unique<WorkerPath>(
         server, r->queue_.get(), r->sockets_[i].fd, r->sockets_[i].ipv6,
-        &r->worker_counters_[i], kMaxBatchDatagrams));
+        &r->worker_counters_[i], kMaxBatchDatagrams,
+        HandshakeLimiter(options.handshake_rate_per_source,
+                         options.handshake_burst_per_source,
+                         options.handshake_rate_total / workers,
+                         std::max(1.0, options.handshake_burst_total / workers))));
   }
   r->slow_ = std::make_unique<SlowPathWorker>(server, r->queue_.get(),
                                               &r->slow_counters_);
@@ -101,7 +111,7 @@ absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(relay::Server* server,
       relay::Counters* c = &self->worker_counters_[i];
       std::unique_ptr<Worker> w;
       if (self->engine_ == EngineKind::kIoUring) {
-        auto u = MakeUringWorker(sock, path, c);
+        auto u = MakeUringWorker(sock, path, c, self->options_.rx_buffers);
         if (u.ok()) {
           w = std::move(*u);
         } else {
@@ -111,7 +121,7 @@ absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(relay::Server* server,
                        i, u.status().ToString().c_str());
         }
       }
-      if (!w) w = MakeMmsgWorker(sock, path, c);
+      if (!w) w = MakeMmsgWorker(sock, path, c, self->options_.rx_buffers);
       w->Run(&self->stop_);
     });
   }
@@ -150,6 +160,12 @@ relay::CountersSnapshot Relay::WorkerCounters(int i) const {
 relay::CountersSnapshot Relay::SlowPathCounters() const {
   relay::CountersSnapshot s;
   s.Add(slow_counters_);
+  return s;
+}
+
+relay::CountersSnapshot Relay::DataPlaneCounters() const {
+  relay::CountersSnapshot s;
+  for (size_t i = 0; i < sockets_.size(); ++i) s.Add(worker_counters_[i]);
   return s;
 }
 

@@ -41,6 +41,16 @@ struct RelayOptions {
   int cpu_offset = 0;
   // Control datagrams waiting for the slow path before new ones are shed.
   size_t slow_path_queue = 4096;
+  // Control datagrams handed to the slow path per second, per source
+  // address (burst) and in total (burst); 0 disables. See
+  // handshake_limiter.h.
+  double handshake_rate_per_source = 50;
+  double handshake_burst_per_source = 20;
+  double handshake_rate_total = 20000;
+  double handshake_burst_total = 2000;
+  // Receive buffers per worker (the provided buffer ring, or the recvmmsg
+  // batch); see worker.h for why the default is small.
+  size_t rx_buffers = 64;
   // How often expired endpoints are swept.
   int64_t expire_interval_ns = 1'000'000'000;
 };
@@ -64,6 +74,10 @@ class Relay {
   int workers() const { return static_cast<int>(sockets_.size()); }
   // Sums of every worker's and the slow path's counters.
   relay::CountersSnapshot Counters() const;
+  // Sums of the workers' counters only. Every datagram received is
+  // accounted for here: received = relayed + to_slow_path + dropped (the
+  // slow path then accounts for what it was handed in SlowPathCounters).
+  relay::CountersSnapshot DataPlaneCounters() const;
   relay::CountersSnapshot WorkerCounters(int i) const;
   relay::CountersSnapshot SlowPathCounters() const;
 

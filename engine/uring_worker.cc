@@ -1,7 +1,8 @@
 // The io_uring engine.
 //
-// Receive: one multishot recvmsg over a provided buffer ring of kRxBuffers
-// buffers. Each completion names the buffer the kernel filled; its layout is
+// Receive: one multishot recvmsg over a provided buffer ring of
+// RelayOptions::rx_buffers buffers (64 by default). Each completion names
+// the buffer the kernel filled; its layout is
 // io_uring_recvmsg_out | name (32 bytes reserved, so the control messages
 // stay aligned) | control | payload.
 //
@@ -46,8 +47,8 @@ constexpr size_t kBufBytes =
 class UringWorker : public Worker {
  public:
   UringWorker(const SocketInfo& sock, WorkerPath* path,
-              relay::Counters* counters)
-      : sock_(sock), path_(path), counters_(counters) {}
+              relay::Counters* counters, size_t buffers)
+      : sock_(sock), path_(path), counters_(counters), nbufs_(buffers) {}
 
   ~UringWorker() override {
     if (ring_ready_) {
@@ -73,14 +74,14 @@ class UringWorker : public Worker {
     ring_ready_ = true;
 
     // liburing 2.3 has no io_uring_setup_buf_ring: map and register it.
-    buf_ring_bytes_ = sizeof(io_uring_buf) * kRxBuffers;
+    buf_ring_bytes_ = sizeof(io_uring_buf) * nbufs_;
     void* mem = mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE,
                      MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (mem == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap buf ring");
     buf_ring_ = static_cast<io_uring_buf_ring*>(mem);
     io_uring_buf_reg reg{};
     reg.ring_addr = reinterpret_cast<uint64_t>(buf_ring_);
-    reg.ring_entries = kRxBuffers;
+    reg.ring_entries = nbufs_;
     reg.bgid = kBufGroup;
     r = io_uring_register_buf_ring(&ring_, &reg, 0);
     if (r < 0) {
@@ -89,12 +90,12 @@ class UringWorker : public Worker {
       return absl::ErrnoToStatus(-r, "io_uring_register_buf_ring");
     }
     io_uring_buf_ring_init(buf_ring_);
-    buffers_.resize(kRxBuffers * kBufBytes);
-    for (uint16_t i = 0; i < kRxBuffers; ++i) {
+    buffers_.resize(nbufs_ * kBufBytes);
+    for (uint16_t i = 0; i < nbufs_; ++i) {
       io_uring_buf_ring_add(buf_ring_, &buffers_[i * kBufBytes], kBufBytes, i,
-                            io_uring_buf_ring_mask(kRxBuffers), i);
+                            io_uring_buf_ring_mask(nbufs_), i);
     }
-    io_uring_buf_ring_advance(buf_ring_, kRxBuffers);
+    io_uring_buf_ring_advance(buf_ring_, nbufs_);
 
     std::memset(&msg_, 0, sizeof(msg_));
     msg_.msg_namelen = kNameSpace;
@@ -104,7 +105,7 @@ class UringWorker : public Worker {
 
   void Run(const std::atomic<bool>* stop) override {
     std::vector<uint16_t> to_return;
-    to_return.reserve(kRxBuffers);
+    to_return.reserve(nbufs_);
     __kernel_timespec ts{0, 100'000'000};
     while (!stop->load(std::memory_order_relaxed)) {
       io_uring_cqe* cqe = nullptr;
@@ -137,7 +138,7 @@ class UringWorker : public Worker {
         const uint16_t bid = to_return[k];
         io_uring_buf_ring_add(buf_ring_, &buffers_[bid * kBufBytes],
                               kBufBytes, bid,
-                              io_uring_buf_ring_mask(kRxBuffers), int(k));
+                              io_uring_buf_ring_mask(nbufs_), int(k));
       }
       if (!to_return.empty()) {
         io_uring_buf_ring_advance(buf_ring_, to_return.size());
@@ -192,6 +193,7 @@ class UringWorker : public Worker {
   SocketInfo sock_;
   WorkerPath* path_;
   relay::Counters* counters_;
+  const size_t nbufs_;
   io_uring ring_{};
   bool ring_ready_ = false;
   io_uring_buf_ring* buf_ring_ = nullptr;
@@ -230,8 +232,9 @@ absl::Status ProbeIoUring() {
 }
 
 absl::StatusOr<std::unique_ptr<Worker>> MakeUringWorker(
-    const SocketInfo& sock, WorkerPath* path, relay::Counters* counters) {
-  auto w = std::make_unique<UringWorker>(sock, path, counters);
+    const SocketInfo& sock, WorkerPath* path, relay::Counters* counters,
+    size_t buffers) {
+  auto w = std::make_unique<UringWorker>(sock, path, counters, buffers);
   absl::Status s = w->Init();
   if (!s.ok()) return s;
   return std::unique_ptr<Worker>(std::move(w));

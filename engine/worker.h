@@ -35,9 +35,11 @@ class Worker {
   virtual void Run(const std::atomic<bool>* stop) = 0;
 };
 
+// `buffers`: receive buffers of kRxBufferBytes (a power of two).
 std::unique_ptr<Worker> MakeMmsgWorker(const SocketInfo& sock,
                                        WorkerPath* path,
-                                       relay::Counters* counters);
+                                       relay::Counters* counters,
+                                       size_t buffers = kRxBuffers);
 
 // Whether this process may use io_uring with provided buffer rings; the
 // error names the kernel's reason.
@@ -47,7 +49,8 @@ absl::Status ProbeIoUring();
 // SINGLE_ISSUER). Fails (with the kernel's reason) when io_uring or provided buffer rings
 // are unavailable: seccomp, kernel.io_uring_disabled, an old kernel.
 absl::StatusOr<std::unique_ptr<Worker>> MakeUringWorker(
-    const SocketInfo& sock, WorkerPath* path, relay::Counters* counters);
+    const SocketInfo& sock, WorkerPath* path, relay::Counters* counters,
+    size_t buffers = kRxBuffers);
 
 }  // namespace peerrelay::engine
 

@@ -104,7 +104,9 @@ class Counter {
   X(handshakes_completed, "handshakes_completed_total",                    \
     "Bind handshakes completed (one per client side).")                    \
   X(allocations_udp, "udp_allocations_total",                              \
-    "Endpoints allocated over UDP (disco AllocateUDPRelayEndpointRequest).")
+    "Endpoints allocated over UDP (disco AllocateUDPRelayEndpointRequest).") \
+  X(key_computations, "shared_key_computations_total",                     \
+    "Curve25519 shared-key computations (once per client side, cached).")
 
 struct alignas(64) Counters {
 #define PEERRELAY_DECLARE_COUNTER(field, metric, help) Counter field;

@@ -338,7 +338,17 @@ bool Server::HandleControl(const uint8_t* pkt, size_t len,
   // 2. Crypto, outside every lock.
   if (!shared) {
     shared = disco::SharedKey::Compute(sender, key_pair_);
+    c->key_computations.Add();
     if (!shared) return drop(DropReason::kBadSenderKey);
+    // Cache it now, whatever the message turns out to be: it depends only
+    // on the two keys, and a forged box naming this client must not make
+    // every datagram pay the Curve25519 computation again.
+    std::unique_lock<std::shared_mutex> l(shard.mu);
+    auto it = shard.endpoints.find(h.vni);
+    if (it != shard.endpoints.end() && it->second->lamport_id == lamport &&
+        !it->second->sides[side].shared) {
+      it->second->sides[side].shared = shared;
+    }
   }
   uint8_t pt[1500];
   if (env.sealed_len > sizeof(pt) + disco::kBoxOverhead) {
@@ -463,6 +473,7 @@ bool Server::HandleAllocateRequest(const disco::EnvelopeView& env,
   }
   std::optional<disco::SharedKey> shared =
       disco::SharedKey::Compute(sender, key_pair_);
+  c->key_computations.Add();
   if (!shared) return drop(DropReason::kBadSenderKey);
   uint8_t pt[256];
   if (env.sealed_len > sizeof(pt) + disco::kBoxOverhead) {

@@ -349,6 +349,21 @@ TEST_P(ServerTest, SlowPathDropsAreCountedByReason) {
   EXPECT_EQ(c_.challenges_sent.Get(), 0u);
 }
 
+TEST_P(ServerTest, ForgedBoxesDoNotCostAKeyComputationEach) {
+  AllocateAB();
+  TestClient stranger(GetParam(), server_->server_key(), a_->address());
+  stranger.SetEndpoint(a_->vni(), b_->key());
+  Bytes forged = stranger.Bind(1);
+  std::copy(a_->key().bytes.begin(), a_->key().bytes.end(),
+            forged.begin() + 14);
+  for (int i = 0; i < 200; ++i) Control(a_->address(), forged);
+  EXPECT_EQ(c_.Dropped(DropReason::kBoxOpenFailed), 200u);
+  // A's shared key was computed once, not once per forgery.
+  EXPECT_EQ(c_.key_computations.Get(), 1u);
+  // The real client still completes its handshake with the cached key.
+  EXPECT_TRUE(a_->Handshake(*server_, now_, &c_));
+}
+
 TEST_P(ServerTest, ForgedSenderKeyWithoutItsSecretIsDropped) {
   AllocateAB();
   // A stranger writes A's key in the envelope but can only seal with its
