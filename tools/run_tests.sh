@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The project's full test suite, as CI runs it (.ci/run calls exactly this).
 #   1. installs what it needs (tools/install_deps.sh),
-#   2. builds everything and runs every test: bazel test //...
-#   3. runs every test again under AddressSanitizer + UBSan,
-#   4. runs the concurrency test under ThreadSanitizer.
+#   2. builds everything and runs every test: bazel test //...   (gcc, -O2)
+#   3. runs every test again under AddressSanitizer + UBSan      (clang)
+#   4. runs the concurrency, engine and adversarial tests under
+#      ThreadSanitizer                                           (clang)
+#   5. runs each libFuzzer target for FUZZ_SECONDS (default 30) under
+#      ASan + UBSan, from seed corpora of real handshakes.
 # Set QUICK=1 to run step 2 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,5 +20,8 @@ if [ "${QUICK:-0}" != "1" ]; then
   echo "== bazel test --config=asan //... (clang, ASan + UBSan)"
   bazel test --config=asan //...
   echo "== bazel test --config=tsan (clang, ThreadSanitizer)"
-  bazel test --config=tsan //relay:server_concurrency_test
+  bazel test --config=tsan //relay:server_concurrency_test //engine:engine_test \
+    //engine:handshake_limiter_test //tests:adversarial_test
+  echo "== fuzzers (clang, ASan + UBSan), ${FUZZ_SECONDS:-30}s each"
+  FUZZ_DIR="$(mktemp -d)" bash tools/run_fuzzers.sh "${FUZZ_SECONDS:-30}"
 fi
