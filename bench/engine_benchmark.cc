@@ -3,7 +3,9 @@
 //   engine (io_uring, mmsg) x size (64 B, 1400 B) x sender (plain, GSO)
 // Reports relayed Mpps and Gbit/s from the relay's own counters, and how
 // busy CPU 0 was (/proc/stat): a round where the relay core is well under
-// 95% busy measured the load generator, not the relay.
+// 95% busy measured the load generator, not the relay. The flood:20 rounds
+// repeat the GSO rounds while 16 attacker sockets (also on CPU 1) send
+// 20k forged Binds per second for the endpoint; compare with flood:0.
 //
 // Compare ratios within one run only; interleave the rounds:
 //   bazel run -c opt //bench:engine_benchmark --
@@ -80,6 +82,9 @@ void BM_Relay(benchmark::State& state) {
       state.range(0) == 0 ? EngineKind::kIoUring : EngineKind::kMmsg;
   const size_t size = size_t(state.range(1));
   const bool gso = state.range(2) != 0;
+  // Handshake flood rate, thousands of datagrams per second (0: none).
+  const int64_t flood_kpps = state.range(3);
+  const bool flood = flood_kpps > 0;
   if (kind == EngineKind::kIoUring && !ProbeIoUring().ok()) {
     state.SkipWithError("io_uring unavailable");
     return;
@@ -118,6 +123,18 @@ void BM_Relay(benchmark::State& state) {
     return;
   }
   const Bytes d = a.Data(Bytes(size - geneve::kHeaderSize, 0x5a));
+  // Flood: forged Binds naming A's key (the attacker knows the public key
+  // and the VNI, not the secret) from 16 source ports, as fast as they go.
+  std::vector<UdpSocket> attackers;
+  Bytes forged;
+  if (flood) {
+    for (int i = 0; i < 16; ++i) attackers.push_back(UdpSocket::Open(lo).value());
+    relay::TestClient evil(disco::Dialect::kCurrent, server->server_key(),
+                           attackers[0].local());
+    evil.SetEndpoint(ep.vni, b.key());
+    forged = evil.Bind(1);
+    std::copy(a.key().bytes.begin(), a.key().bytes.end(), forged.begin() + 14);
+  }
   std::vector<Bytes> burst(kBurst, d);
 
   for (auto _ : state) {
@@ -126,6 +143,7 @@ void BM_Relay(benchmark::State& state) {
     const auto start = std::chrono::steady_clock::now();
     const auto end = start + std::chrono::duration<double>(kSeconds);
     uint64_t offered = 0;
+    uint64_t flood_sent = 0;
     std::thread gen([&] {
       PinTo(1);
       std::vector<mmsghdr> msgs(64);
@@ -140,8 +158,22 @@ void BM_Relay(benchmark::State& state) {
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
       }
-      while (std::chrono::steady_clock::now() < end) {
-        for (int k = 0; k < 16; ++k) {
+      // The flood is sent from this thread, interleaved by time: a second
+      // thread on this core would preempt the generator and the round would
+      // measure the generator.
+      const auto flood_period = std::chrono::nanoseconds(
+          flood ? 1'000'000 / flood_kpps : 0);
+      auto flood_next = std::chrono::steady_clock::now();
+      size_t fk = 0;
+      while (true) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= end) break;
+        while (flood && flood_next <= now) {
+          flood_sent += attackers[fk++ % attackers.size()].SendTo(forged,
+                                                                  relay_addr);
+          flood_next += flood_period;
+        }
+        for (int k = 0; k < 4; ++k) {
           if (gso) {
             if (sa.SendGso(burst, relay_addr)) offered += kBurst;
           } else {
@@ -170,19 +202,32 @@ void BM_Relay(benchmark::State& state) {
         double(after.kernel_drops - before.kernel_drops);
     state.counters["dropped"] =
         double(after.DroppedTotal() - before.DroppedTotal());
+    state.counters["flood_Mpps"] = double(flood_sent) / secs / 1e6;
+    state.counters["rate_limited"] =
+        double(after.Dropped(relay::DropReason::kRateLimited) -
+               before.Dropped(relay::DropReason::kRateLimited));
     state.counters["gso_segs_per_send"] =
         after.gso_sends > before.gso_sends
             ? double(after.gso_segments - before.gso_segments) /
                   double(after.gso_sends - before.gso_sends)
             : 0;
   }
-  state.SetLabel(std::string(EngineName(kind)) + (gso ? " gso-sender" : " plain-sender"));
+  state.SetLabel(std::string(EngineName(kind)) +
+                (gso ? " gso-sender" : " plain-sender") +
+                (flood ? " +handshake-flood" : ""));
   r->Stop();
 }
 
 BENCHMARK(BM_Relay)
-    ->ArgNames({"uring0_mmsg1", "bytes", "gso"})
-    ->ArgsProduct({{0, 1}, {64, 1400}, {0, 1}})
+    ->ArgNames({"uring0_mmsg1", "bytes", "gso", "flood"})
+    ->ArgsProduct({{0, 1}, {64, 1400}, {0, 1}, {0}})
+    // The same GSO runs under a paced handshake flood (flood = kpps).
+    // 20k forged handshakes per second from 16 ports: thousands of times
+    // what real clients send.
+    ->Args({0, 1400, 1, 20})
+    ->Args({1, 1400, 1, 20})
+    ->Args({0, 64, 1, 20})
+    ->Args({1, 64, 1, 20})
     ->Iterations(1)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
