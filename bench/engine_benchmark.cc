@@ -26,6 +26,7 @@
 #include "engine/relay.h"
 #include "engine/worker.h"
 #include "relay/test_client.h"
+#include "tests/relay_harness.h"
 #include "tests/udp_socket.h"
 
 namespace peerrelay::engine {
@@ -62,21 +63,6 @@ std::pair<uint64_t, uint64_t> CpuTimes(int cpu) {
   return {0, 0};
 }
 
-bool HandshakeOverWire(UdpSocket& s, relay::TestClient& c,
-                       const SocketAddress& relay_addr, Relay& r) {
-  const uint64_t done = r.Counters().handshakes_completed;
-  s.SendTo(c.Bind(1), relay_addr);
-  auto got = s.Recv(2000);
-  if (!got) return false;
-  auto ch = c.OpenChallenge(got->first);
-  if (!ch) return false;
-  s.SendTo(c.Answer(*ch), relay_addr);
-  for (int i = 0; i < 200 && r.Counters().handshakes_completed == done; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return r.Counters().handshakes_completed > done;
-}
-
 void BM_Relay(benchmark::State& state) {
   const EngineKind kind =
       state.range(0) == 0 ? EngineKind::kIoUring : EngineKind::kMmsg;
@@ -90,38 +76,31 @@ void BM_Relay(benchmark::State& state) {
     return;
   }
   const SocketAddress lo = SocketAddress::Parse("127.0.0.1:0").value();
-  auto server = relay::Server::Create({.addresses = {lo}}, MonotonicNowNs())
-                    .value();
-  auto r = Relay::Start(server.get(), {.bind = lo,
-                                       .workers = 1,
-                                       .engine = kind,
-                                       .pin_cpus = true,
-                                       .cpu_offset = 0})
-               .value();
-  SocketAddress relay_addr = lo;
-  relay_addr.set_port(r->port());
-  server->SetAddresses({relay_addr});
-
-  UdpSocket sa = UdpSocket::Open(lo).value();
-  UdpSocket sb = UdpSocket::Open(lo).value();
+  auto harness = testing::RelayHarness::Start(lo, {},
+                                              {.workers = 1,
+                                               .engine = kind,
+                                               .pin_cpus = true,
+                                               .cpu_offset = 0});
+  if (!harness.ok()) {
+    state.SkipWithError(harness.status().ToString().c_str());
+    return;
+  }
+  testing::RelayHarness& h = **harness;
+  Relay* r = &h.relay();
+  const SocketAddress relay_addr = h.relay_addr();
+  testing::Client ca = h.NewClient(), cb = h.NewClient();
   // The receiving client takes GRO like a WireGuard client does; without it
   // the kernel splits every GSO send back into datagrams inside the relay's
   // send call, and the bench measures that split instead of the relay.
   const int one = 1;
-  setsockopt(sb.fd(), IPPROTO_UDP, UDP_GRO, &one, sizeof(one));
-  relay::TestClient a(disco::Dialect::kCurrent, server->server_key(),
-                      sa.local());
-  relay::TestClient b(disco::Dialect::kCurrent, server->server_key(),
-                      sb.local());
-  relay::EndpointInfo ep =
-      server->Allocate(a.key(), b.key(), MonotonicNowNs()).value();
-  a.SetEndpoint(ep.vni, b.key());
-  b.SetEndpoint(ep.vni, a.key());
-  if (!HandshakeOverWire(sa, a, relay_addr, *r) ||
-      !HandshakeOverWire(sb, b, relay_addr, *r)) {
+  setsockopt(cb.sock.fd(), IPPROTO_UDP, UDP_GRO, &one, sizeof(one));
+  if (!h.BindPair(ca, cb)) {
     state.SkipWithError("handshake failed");
     return;
   }
+  UdpSocket& sa = ca.sock;
+  relay::TestClient& a = *ca.disco;
+  relay::TestClient& b = *cb.disco;
   const Bytes d = a.Data(Bytes(size - geneve::kHeaderSize, 0x5a));
   // Flood: forged Binds naming A's key (the attacker knows the public key
   // and the VNI, not the secret) from 16 source ports, as fast as they go.
@@ -129,9 +108,9 @@ void BM_Relay(benchmark::State& state) {
   Bytes forged;
   if (flood) {
     for (int i = 0; i < 16; ++i) attackers.push_back(UdpSocket::Open(lo).value());
-    relay::TestClient evil(disco::Dialect::kCurrent, server->server_key(),
+    relay::TestClient evil(disco::Dialect::kCurrent, h.server().server_key(),
                            attackers[0].local());
-    evil.SetEndpoint(ep.vni, b.key());
+    evil.SetEndpoint(a.vni(), b.key());
     forged = evil.Bind(1);
     std::copy(a.key().bytes.begin(), a.key().bytes.end(), forged.begin() + 14);
   }
@@ -215,7 +194,6 @@ void BM_Relay(benchmark::State& state) {
   state.SetLabel(std::string(EngineName(kind)) +
                 (gso ? " gso-sender" : " plain-sender") +
                 (flood ? " +handshake-flood" : ""));
-  r->Stop();
 }
 
 BENCHMARK(BM_Relay)

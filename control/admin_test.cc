@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/packet_path.h"
 #include "relay/test_client.h"
+#include "tests/relay_harness.h"
 #include "tests/udp_socket.h"
 
 namespace peerrelay::control {
@@ -51,20 +52,16 @@ class AdminTest : public ::testing::Test {
   void SetUp() override { Start(SocketAddress::Parse("127.0.0.1:0").value()); }
 
   void Start(SocketAddress admin_listen, AdminOptions opts = {}) {
-    const SocketAddress lo = SocketAddress::Parse("127.0.0.1:0").value();
-    server_ = relay::Server::Create({.addresses = {lo}},
-                                    engine::MonotonicNowNs())
-                  .value();
-    relay_ = engine::Relay::Start(server_.get(),
-                                  {.bind = lo, .workers = 2,
-                                   .engine = engine::EngineKind::kMmsg})
-                 .value();
-    relay_addr_ = lo;
-    relay_addr_.set_port(relay_->port());
-    server_->SetAddresses({relay_addr_});
+    h_ = testing::RelayHarness::Start(
+             SocketAddress::Parse("127.0.0.1:0").value(), {},
+             {.workers = 2, .engine = engine::EngineKind::kMmsg})
+             .value();
+    server_ = &h_->server();
+    relay_ = &h_->relay();
+    relay_addr_ = h_->relay_addr();
     opts.listen = admin_listen;
     if (opts.token.empty()) opts.token = kToken;
-    admin_ = Admin::Start(server_.get(), relay_.get(), opts).value();
+    admin_ = Admin::Start(server_, relay_, opts).value();
     const std::string host = admin_listen.is_ipv4()
                                  ? admin_listen.IpString()
                                  : absl::StrCat("[", admin_listen.IpString(), "]");
@@ -83,8 +80,9 @@ class AdminTest : public ::testing::Test {
     return json{{"DiscoKeys", {a.ToText(), b.ToText()}}}.dump();
   }
 
-  std::unique_ptr<relay::Server> server_;
-  std::unique_ptr<engine::Relay> relay_;
+  std::unique_ptr<testing::RelayHarness> h_;
+  relay::Server* server_ = nullptr;
+  engine::Relay* relay_ = nullptr;
   std::unique_ptr<Admin> admin_;
   std::unique_ptr<httplib::Client> client_;
   SocketAddress relay_addr_;
@@ -172,7 +170,7 @@ TEST_F(AdminTest, AllocationErrorsAre500And503) {
 
 TEST_F(AdminTest, CallersOverTheRateLimitGet429) {
   admin_.reset();
-  admin_ = Admin::Start(server_.get(), relay_.get(),
+  admin_ = Admin::Start(server_, relay_,
                         {.listen = SocketAddress::Parse("127.0.0.1:0").value(),
                          .token = kToken, .alloc_rate = 0.01,
                          .alloc_burst = 2})
@@ -219,26 +217,18 @@ double Sum(const std::string& text, const std::string& name,
 }
 
 TEST_F(AdminTest, SessionsAndMetricsMatchWhatWasSent) {
-  UdpSocket sa = UdpSocket::Open(SocketAddress::Parse("127.0.0.1:0").value()).value();
-  UdpSocket sb = UdpSocket::Open(SocketAddress::Parse("127.0.0.1:0").value()).value();
-  relay::TestClient a(disco::Dialect::kCurrent, server_->server_key(), sa.local());
-  relay::TestClient b(disco::Dialect::kCurrent, server_->server_key(), sb.local());
+  testing::Client client_a = h_->NewClient(), client_b = h_->NewClient();
+  UdpSocket& sa = client_a.sock;
+  UdpSocket& sb = client_b.sock;
+  relay::TestClient& a = *client_a.disco;
+  relay::TestClient& b = *client_b.disco;
   auto r = Post(KeysBody(a.key(), b.key()));
   ASSERT_EQ(r->status, 200);
   const uint32_t vni = json::parse(r->body)["VNI"];
   a.SetEndpoint(vni, b.key());
   b.SetEndpoint(vni, a.key());
-  for (auto [s, c] : {std::pair{&sa, &a}, std::pair{&sb, &b}}) {
-    ASSERT_TRUE(s->SendTo(c->Bind(1), relay_addr_));
-    auto got = s->Recv(2000);
-    ASSERT_TRUE(got);
-    auto ch = c->OpenChallenge(got->first);
-    ASSERT_TRUE(ch);
-    ASSERT_TRUE(s->SendTo(c->Answer(*ch), relay_addr_));
-  }
-  for (int i = 0; i < 200 && server_->bound_count() == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  ASSERT_TRUE(h_->Handshake(client_a));
+  ASSERT_TRUE(h_->Handshake(client_b));
   ASSERT_EQ(server_->bound_count(), 1u);
   // 7 datagrams A->B of 100 bytes, 3 B->A of 50, one from a stranger.
   for (int i = 0; i < 7; ++i) ASSERT_TRUE(sa.SendTo(a.Data(Bytes(92, 1)), relay_addr_));
@@ -247,9 +237,7 @@ TEST_F(AdminTest, SessionsAndMetricsMatchWhatWasSent) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(sa.Recv(2000));
   UdpSocket stranger = UdpSocket::Open(SocketAddress::Parse("127.0.0.1:0").value()).value();
   ASSERT_TRUE(stranger.SendTo(a.Data({1}), relay_addr_));
-  for (int i = 0; i < 200 && relay_->Counters().DroppedTotal() == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  ASSERT_TRUE(h_->WaitDropped(relay::DropReason::kUnknownSource, 1));
 
   json s = json::parse(client_->Get("/v0/relay/sessions")->body);
   EXPECT_EQ(s["ServerPort"], relay_->port());

@@ -9,13 +9,12 @@
 #include <chrono>
 #include <cstring>
 #include <cstdio>
-#include <fstream>
 #include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
+#include "disco/key_file.h"
 #include "relay/test_client.h"
 #include "tests/udp_socket.h"
 
@@ -32,24 +31,6 @@ namespace {
 using relay::Bytes;
 using relay::TestClient;
 using testing::UdpSocket;
-
-std::optional<disco::KeyPair> LoadKey(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  if (in && std::getline(in, line)) {
-    absl::string_view hex = absl::StripAsciiWhitespace(line);
-    std::array<uint8_t, 32> secret;
-    if (!absl::ConsumePrefix(&hex, "privkey:") ||
-        !disco::HexDecode(hex, secret.data(), 32)) {
-      return std::nullopt;
-    }
-    return disco::KeyPair::FromSecret(secret);
-  }
-  disco::KeyPair kp = disco::KeyPair::Generate();
-  std::ofstream out(path);
-  out << "privkey:" << disco::HexEncode(kp.secret().data(), 32) << "\n";
-  return kp;
-}
 
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "demo_client: %s\n", msg.c_str());
@@ -72,8 +53,8 @@ bool Handshake(UdpSocket& s, TestClient& c, const SocketAddress& relay) {
 
 int Main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  auto key = LoadKey(absl::GetFlag(FLAGS_key_file));
-  if (!key) return Fail("bad --key_file");
+  auto key = disco::LoadOrCreateKeyFile(absl::GetFlag(FLAGS_key_file));
+  if (!key.ok()) return Fail(std::string(key.status().message()));
   if (absl::GetFlag(FLAGS_print_public_key)) {
     std::printf("%s\n", key->public_key().ToText().c_str());
     return 0;

@@ -7,7 +7,6 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,6 +26,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "control/admin.h"
+#include "disco/key_file.h"
 #include "engine/relay.h"
 #include "relay/server.h"
 
@@ -84,35 +84,7 @@ absl::Status Fail(absl::string_view msg) {
 
 absl::StatusOr<disco::KeyPair> LoadOrCreateKey(const std::string& path) {
   if (path.empty()) return disco::KeyPair::Generate();
-  std::ifstream in(path);
-  if (in) {
-    std::string line;
-    std::getline(in, line);
-    line = std::string(absl::StripAsciiWhitespace(line));
-    absl::string_view hex = line;
-    if (!absl::ConsumePrefix(&hex, "privkey:")) {
-      return Fail(absl::StrCat(path, ": want 'privkey:<64 hex>'"));
-    }
-    std::array<uint8_t, 32> secret;
-    if (!disco::HexDecode(hex, secret.data(), secret.size())) {
-      return Fail(absl::StrCat(path, ": bad secret key hex"));
-    }
-    return disco::KeyPair::FromSecret(secret);
-  }
-  disco::KeyPair kp = disco::KeyPair::Generate();
-  const std::string tmp = path + ".tmp";
-  umask(077);
-  FILE* f = std::fopen(tmp.c_str(), "w");
-  if (f == nullptr) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("create ", tmp));
-  }
-  chmod(tmp.c_str(), 0600);
-  std::fprintf(f, "privkey:%s\n",
-               disco::HexEncode(kp.secret().data(), 32).c_str());
-  if (std::fclose(f) != 0 || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("write ", path));
-  }
-  return kp;
+  return disco::LoadOrCreateKeyFile(path);
 }
 
 absl::StatusOr<absl::flat_hash_set<disco::DiscoKey>> LoadAllowlist(
