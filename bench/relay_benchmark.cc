@@ -14,6 +14,7 @@
 
 #include "geneve/geneve.h"
 #include "relay/server.h"
+#include "relay/vni_allocator.h"
 
 namespace peerrelay::relay {
 namespace {
@@ -135,6 +136,28 @@ void BM_ProcessUnknownVni(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_ProcessUnknownVni);
+
+// A VNI when nearly the whole 24-bit space is in use: each iteration frees
+// one VNI far from the allocator's cursor and allocates again, so every
+// allocation has to find the one free VNI left.
+void BM_VniAllocateNearlyFull(benchmark::State& state) {
+  static VniAllocator* full = [] {
+    auto* a = new VniAllocator();
+    while (a->Allocate()) {
+    }
+    return a;
+  }();
+  uint32_t v = 1;
+  for (auto _ : state) {
+    full->Free(v);
+    auto got = full->Allocate();
+    benchmark::DoNotOptimize(got);
+    v = (v + 7'654'321) % VniAllocator::kMaxVni + 1;
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["in_use"] = double(full->in_use());
+}
+BENCHMARK(BM_VniAllocateNearlyFull);
 
 void BM_Allocate(benchmark::State& state) {
   auto server = Server::Create({.addresses = {ClientAddr(0, false)}}, 0).value();

@@ -24,6 +24,16 @@ for args in "--profile=bogus" "--engine=dpdk" "--port=70000" \
   grep -q "relayd:" "$work/out" || fail "no message for $args"
 done
 
+# --check_config: a dry run that creates nothing; --flagfile holds flags.
+"$RELAYD" --check_config --key_file="$work/dry.key" --port=7777 > "$work/check.out" \
+  || fail "check_config: $(cat "$work/check.out")"
+grep -q "config ok: port 7777" "$work/check.out" || fail "check_config output"
+[ ! -e "$work/dry.key" ] || fail "check_config created the key file"
+printf -- "--port=7778\n--profile=seed\n" > "$work/relayd.flags"
+"$RELAYD" --flagfile="$work/relayd.flags" --check_config > "$work/check.out"
+grep -q "port 7778.*profile seed" "$work/check.out" || fail "flagfile: $(cat "$work/check.out")"
+if "$RELAYD" --check_config --profile=nope > /dev/null 2>&1; then fail "check_config accepted a bad flag"; fi
+
 "$CLIENT" --key_file="$work/a.key" --print_public_key > "$work/allow"
 key1=$("$RELAYD" --key_file="$work/server.key" --print_public_key)
 [ "$(stat -c %a "$work/server.key")" = 600 ] || fail "key file mode"

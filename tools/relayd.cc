@@ -57,6 +57,9 @@ ABSL_FLAG(std::string, allocate_allowlist, "",
 ABSL_FLAG(bool, print_public_key, false,
           "print the server's disco public key (from --key_file) and exit");
 ABSL_FLAG(bool, pin_cpus, false, "pin worker i to CPU i");
+ABSL_FLAG(bool, check_config, false,
+          "validate flags and the files they name, print the result and "
+          "exit (0: valid) without opening sockets or creating files");
 ABSL_FLAG(absl::Duration, stats_interval, absl::ZeroDuration(),
           "log a counters line this often; 0 = only at exit");
 ABSL_FLAG(absl::Duration, run_for, absl::ZeroDuration(),
@@ -189,7 +192,12 @@ int Main(int argc, char** argv) {
   };
   if (rest.size() > 1) return bad(absl::StrCat("unexpected argument '", rest[1], "'"));
 
-  auto kp = LoadOrCreateKey(absl::GetFlag(FLAGS_key_file));
+  const bool check = absl::GetFlag(FLAGS_check_config);
+  const std::string key_file = absl::GetFlag(FLAGS_key_file);
+  // A dry run does not create the key file.
+  const bool key_missing = !key_file.empty() && access(key_file.c_str(), F_OK) != 0;
+  auto kp = check && key_missing ? absl::StatusOr<disco::KeyPair>(disco::KeyPair::Generate())
+                                 : LoadOrCreateKey(key_file);
   if (!kp.ok()) return bad(std::string(kp.status().message()));
   if (absl::GetFlag(FLAGS_print_public_key)) {
     std::printf("%s\n", kp->public_key().ToText().c_str());
@@ -225,6 +233,26 @@ int Main(int argc, char** argv) {
   }
   if (absl::GetFlag(FLAGS_alloc_rate) <= 0 || absl::GetFlag(FLAGS_alloc_burst) < 1) {
     return bad("--alloc_rate must be > 0 and --alloc_burst >= 1");
+  }
+
+  for (const std::string& a : absl::GetFlag(FLAGS_advertise)) {
+    if (!ParseHostMaybePort(a, uint16_t(port)).ok()) {
+      return bad(absl::StrCat("--advertise: bad address '", a, "'"));
+    }
+  }
+  if (check) {
+    std::printf("config ok: port %d, listen %s, engine %s, profile %s, "
+                "key %s, %zu allowlisted keys, admin %s, HTTP allocation %s\n",
+                port, listen->IpString().c_str(),
+                absl::GetFlag(FLAGS_engine).c_str(),
+                absl::GetFlag(FLAGS_profile).c_str(),
+                key_file.empty() ? "new at every start"
+                : key_missing    ? "would be created"
+                                 : kp->public_key().ToText().c_str(),
+                allow->size(),
+                admin_listen ? admin_listen->ToString().c_str() : "off",
+                token->empty() ? "refused (no token)" : "token required");
+    return 0;
   }
 
   relay::ServerConfig cfg;
