@@ -114,7 +114,9 @@ struct alignas(64) Counters {
 #undef PEERRELAY_DECLARE_COUNTER
   std::array<Counter, kNumDropReasons> dropped;
 
-  void Drop(DropReason r) { dropped[static_cast<size_t>(r)].Add(); }
+  void Drop(DropReason r, uint64_t n = 1) {
+    dropped[static_cast<size_t>(r)].Add(n);
+  }
   uint64_t Dropped(DropReason r) const {
     return dropped[static_cast<size_t>(r)].Get();
   }

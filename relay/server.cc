@@ -226,19 +226,25 @@ absl::StatusOr<EndpointInfo> Server::Allocate(const disco::DiscoKey& a,
 Verdict Server::Process(const uint8_t* pkt, size_t len,
                         const SocketAddress& from, int64_t now_ns,
                         Counters* c) {
-  c->received.Add();
-  c->received_bytes.Add(len);
+  return ProcessRun(pkt, len, 1, len, from, now_ns, c);
+}
+
+Verdict Server::ProcessRun(const uint8_t* pkt, size_t len, uint32_t count,
+                           size_t total_bytes, const SocketAddress& from,
+                           int64_t now_ns, Counters* c) {
+  c->received.Add(count);
+  c->received_bytes.Add(total_bytes);
   Verdict v;
   geneve::Header h;
   if (!geneve::Decode(pkt, len, &h)) {
     v.reason = DropReason::kShortDatagram;
-    c->Drop(v.reason);
+    c->Drop(v.reason, count);
     return v;
   }
   if (h.control) {
     if (h.protocol != geneve::kProtocolDisco) {
       v.reason = DropReason::kBadControlProtocol;
-      c->Drop(v.reason);
+      c->Drop(v.reason, count);
       return v;
     }
     v.kind = Verdict::kSlowPath;
@@ -268,17 +274,17 @@ Verdict Server::Process(const uint8_t* pkt, size_t len,
         if (st.last_seen_ns.load(std::memory_order_relaxed) != now_ns) {
           st.last_seen_ns.store(now_ns, std::memory_order_relaxed);
         }
-        st.packets.fetch_add(1, std::memory_order_relaxed);
-        st.bytes.fetch_add(len, std::memory_order_relaxed);
+        st.packets.fetch_add(count, std::memory_order_relaxed);
+        st.bytes.fetch_add(total_bytes, std::memory_order_relaxed);
         v.kind = Verdict::kForward;
         v.destination = ep.sides[1 - from_side].addr;
-        c->relayed.Add();
-        c->relayed_bytes.Add(len);
+        c->relayed.Add(count);
+        c->relayed_bytes.Add(total_bytes);
         return v;
       }
     }
   }
-  c->Drop(v.reason);
+  c->Drop(v.reason, count);
   return v;
 }
 

@@ -151,6 +151,16 @@ class Server {
   // Never allocates, never blocks on anything but one shard's shared lock.
   Verdict Process(const uint8_t* pkt, size_t len, const SocketAddress& from,
                   int64_t now_ns, Counters* c);
+  // Process() for a run of `count` datagrams from `from` whose first 8
+  // bytes (the Geneve header) are identical, `total_bytes` in all, `pkt` and
+  // `len` being the first of them: the verdict is the same for each, so it
+  // is taken once and the counters move by `count`. A GRO buffer from one
+  // client is such a run. Exactly equivalent to `count` Process() calls
+  // except for control datagrams, which the caller must hand on one by one
+  // (a kSlowPath verdict, as from Process, is not counted).
+  Verdict ProcessRun(const uint8_t* pkt, size_t len, uint32_t count,
+                     size_t total_bytes, const SocketAddress& from,
+                     int64_t now_ns, Counters* c);
 
   // The slow path for a control datagram (a kSlowPath verdict). Returns true
   // with `reply` filled when a reply must be sent; false when nothing is sent

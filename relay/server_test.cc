@@ -606,6 +606,62 @@ TEST_P(ServerTest, StaleUnboundEndpointIsNotReturnedByAllocate) {
   EXPECT_EQ(server_->endpoint_count(), 1u);
 }
 
+TEST_P(ServerTest, ProcessRunEqualsProcessCalledForEachDatagram) {
+  BindBoth();
+  const SocketAddress stranger = Addr("198.51.100.77:7");
+  Bytes unknown_vni = a_->Data({1});
+  unknown_vni[6] ^= 0x33;
+  Bytes bad_control = a_->Data({1});
+  bad_control[1] = 0x80;
+  struct Case {
+    const char* name;
+    Bytes datagram;
+    SocketAddress from;
+  };
+  const Case cases[] = {
+      {"relayed", a_->Data(Bytes(100, 1)), a_->address()},
+      {"relayed other way", b_->Data(Bytes(30, 2)), b_->address()},
+      {"unknown source", a_->Data(Bytes(50, 3)), stranger},
+      {"unknown vni", unknown_vni, a_->address()},
+      {"bad control protocol", bad_control, a_->address()},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    // Two servers in the same state: one gets 7 Process calls, the other
+    // one ProcessRun of 7.
+    Counters each, run;
+    std::vector<SessionInfo> before = server_->Sessions();
+    Verdict v1;
+    for (int i = 0; i < 7; ++i) {
+      v1 = server_->Process(c.datagram.data(), c.datagram.size(), c.from,
+                            now_, &each);
+    }
+    std::vector<SessionInfo> after_each = server_->Sessions();
+    Verdict v2 = server_->ProcessRun(c.datagram.data(), c.datagram.size(), 7,
+                                     7 * c.datagram.size(), c.from, now_,
+                                     &run);
+    std::vector<SessionInfo> after_run = server_->Sessions();
+    EXPECT_EQ(v1.kind, v2.kind);
+    EXPECT_EQ(v1.reason, v2.reason);
+    EXPECT_EQ(v1.destination, v2.destination);
+    CountersSnapshot s1, s2;
+    s1.Add(each);
+    s2.Add(run);
+    EXPECT_EQ(s1.received, s2.received);
+    EXPECT_EQ(s1.received_bytes, s2.received_bytes);
+    EXPECT_EQ(s1.relayed, s2.relayed);
+    EXPECT_EQ(s1.relayed_bytes, s2.relayed_bytes);
+    EXPECT_EQ(s1.dropped, s2.dropped);
+    // The per-endpoint counters moved by the same amounts both times.
+    for (int side = 0; side < 2; ++side) {
+      EXPECT_EQ(after_each[0].packets[side] - before[0].packets[side],
+                after_run[0].packets[side] - after_each[0].packets[side]);
+      EXPECT_EQ(after_each[0].bytes[side] - before[0].bytes[side],
+                after_run[0].bytes[side] - after_each[0].bytes[side]);
+    }
+  }
+}
+
 TEST_P(ServerTest, EveryDatagramIsAccounted) {
   BindBoth();
   uint64_t slow = 0;

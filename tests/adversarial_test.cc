@@ -4,8 +4,10 @@
 // exhaustion and unreachable clients do not disturb the bound pairs.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "engine/worker.h"
 #include "relay/test_client.h"
 #include "tests/relay_harness.h"
@@ -271,13 +273,20 @@ TEST_P(AdversarialTest, BufferExhaustionLosesNothingAccepted) {
     // (on loopback a GSO send's segments keep the large skb's truesize)
     // stays far from full.
     std::vector<Bytes> received;
+    std::atomic<size_t> received_count{0};
     std::thread reader([&] {
       while (received.size() < size_t(kBursts * kPerBurst)) {
         auto got = b.sock.Recv(kTimeoutMs);
         if (!got) return;
         received.push_back(std::move(got->first));
+        received_count.store(received.size());
       }
     });
+    // Joined on every path, failed assertions included (the reader stops
+    // by itself within its receive deadline).
+    absl::Cleanup join_reader = [&] {
+      if (reader.joinable()) reader.join();
+    };
     std::vector<Bytes> sent;
     for (int i = 0; i < kBursts; ++i) {
       std::vector<Bytes> burst;
@@ -293,10 +302,13 @@ TEST_P(AdversarialTest, BufferExhaustionLosesNothingAccepted) {
         for (const Bytes& d : burst) ASSERT_TRUE(a.sock.SendTo(d, h_->relay_addr()));
       }
       sent.insert(sent.end(), burst.begin(), burst.end());
+      // Next burst once B has this one (B's queue never holds more).
       ASSERT_TRUE(RelayHarness::WaitFor(
-          [&] { return h_->relay().Counters().relayed >= sent.size(); }));
+          [&] { return received_count.load() >= sent.size(); }))
+          << "B has " << received_count.load() << " of " << sent.size()
+          << ", relay relayed " << h_->relay().Counters().relayed;
     }
-    reader.join();
+    std::move(join_reader).Invoke();
     ASSERT_EQ(received.size(), sent.size());
     for (size_t i = 0; i < sent.size(); ++i) {
       ASSERT_EQ(received[i], sent[i]) << "datagram " << i;
