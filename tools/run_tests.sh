@@ -13,15 +13,27 @@ cd "$(dirname "$0")/.."
 
 bash tools/install_deps.sh
 
-echo "== bazel test //... (gcc, -O2)"
-bazel test //...
+# Every bazel run's output also goes to $log, so the closing line can count
+# the test targets that passed (a failure stops the script before it).
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 
+echo "== bazel test //... (gcc, -O2)"
+bazel test //... 2>&1 | tee -a "$log"
+
+fuzzers=0
 if [ "${QUICK:-0}" != "1" ]; then
   echo "== bazel test --config=asan //... (clang, ASan + UBSan)"
-  bazel test --config=asan //...
+  bazel test --config=asan //... 2>&1 | tee -a "$log"
   echo "== bazel test --config=tsan (clang, ThreadSanitizer)"
   bazel test --config=tsan //relay:server_concurrency_test //engine:engine_test \
-    //engine:handshake_limiter_test //tests:adversarial_test
+    //engine:handshake_limiter_test //tests:adversarial_test 2>&1 | tee -a "$log"
   echo "== fuzzers (clang, ASan + UBSan), ${FUZZ_SECONDS:-30}s each"
   FUZZ_DIR="$(mktemp -d)" bash tools/run_fuzzers.sh "${FUZZ_SECONDS:-30}"
+  fuzzers=4
 fi
+
+# "Executed X out of Y tests: Y tests pass." per bazel run.
+targets=$(grep -oE "Executed [0-9]+ out of [0-9]+ tests?" "$log" |
+          awk '{n += $5} END {print n + 0}')
+echo "run_tests: $((targets + fuzzers)) passed, 0 failed"
