@@ -100,7 +100,9 @@ class UringWorker : public Worker {
     std::memset(&msg_, 0, sizeof(msg_));
     msg_.msg_namelen = kNameSpace;
     msg_.msg_controllen = kRxControlSpace;
-    return Arm();
+    absl::Status armed = Arm();
+    armed_ = armed.ok();
+    return armed;
   }
 
   void Run(const std::atomic<bool>* stop) override {
@@ -116,12 +118,11 @@ class UringWorker : public Worker {
         }
       }
       const int64_t now = MonotonicNowNs();
-      bool rearm = false;
       unsigned head, seen = 0;
       io_uring_for_each_cqe(&ring_, head, cqe) {
         ++seen;
         if (cqe->user_data != kRecvTag) continue;
-        if (!(cqe->flags & IORING_CQE_F_MORE)) rearm = true;
+        if (!(cqe->flags & IORING_CQE_F_MORE)) armed_ = false;
         if (cqe->res < 0) {
           if (cqe->res == -ENOBUFS) counters_->rx_buffer_exhausted.Add();
           continue;
@@ -144,7 +145,9 @@ class UringWorker : public Worker {
         io_uring_buf_ring_advance(buf_ring_, to_return.size());
         to_return.clear();
       }
-      if (rearm) (void)Arm();
+      // Re-arm a receive that ended; if that fails (no SQE, a submit
+      // error), try again next round rather than stop receiving.
+      if (!armed_) armed_ = Arm().ok();
     }
   }
 
@@ -200,6 +203,7 @@ class UringWorker : public Worker {
   size_t buf_ring_bytes_ = 0;
   std::vector<uint8_t> buffers_;
   msghdr msg_{};
+  bool armed_ = false;  // a multishot recvmsg is in flight
 };
 
 }  // namespace

@@ -24,6 +24,13 @@ for args in "--profile=bogus" "--engine=dpdk" "--port=70000" \
   grep -q "relayd:" "$work/out" || fail "no message for $args"
 done
 
+# Advertised addresses: ip, ip:port, ip6, [ip6], [ip6]:port.
+"$RELAYD" --check_config --advertise=203.0.113.7,198.51.100.1:9999,2001:db8::1,[2001:db8::2],[2001:db8::3]:7 \
+  > /dev/null || fail "valid --advertise forms refused"
+for bad in "[2001:db8::1" "300.1.1.1" "host.example" "[::1]:99999"; do
+  if "$RELAYD" --check_config --advertise="$bad" > /dev/null 2>&1; then fail "--advertise=$bad accepted"; fi
+done
+
 # --check_config: a dry run that creates nothing; --flagfile holds flags.
 "$RELAYD" --check_config --key_file="$work/dry.key" --port=7777 > "$work/check.out" \
   || fail "check_config: $(cat "$work/check.out")"
@@ -40,29 +47,36 @@ key1=$("$RELAYD" --key_file="$work/server.key" --print_public_key)
 key2=$("$RELAYD" --key_file="$work/server.key" --print_public_key)
 [ "$key1" = "$key2" ] || fail "key changed across restarts"
 
-for listen in 127.0.0.1 ::1; do
+# listen address | address the clients use: IPv4, IPv6, and the default
+# dual-stack [::] reached over both families.
+for pair in "127.0.0.1|127.0.0.1" "::1|[::1]" "::|127.0.0.1" "::|[::1]"; do
+  listen=${pair%%|*}
+  host=${pair#*|}
   for engine in mmsg auto; do
-    log="$work/relayd-$engine-${listen//:/_}.log"
+    log="$work/relayd-$engine-${listen//:/_}-${host//[:\[\]]/_}.log"
     "$RELAYD" --listen="$listen" --port=0 --workers=2 --engine=$engine --admin_listen=off \
+      --advertise="$host" \
       --key_file="$work/server.key" --allocate_allowlist="$work/allow" 2> "$log" &
     pid=$!
     for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.05; done
     port=$(sed -n 's/.* port \([0-9]*\) engine.*/\1/p' "$log" | head -1)
     [ -n "$port" ] || fail "relayd did not start"
     grep -q "server_key=$key1" "$log" || fail "start-up line lacks the key"
-    if [ "$listen" = "::1" ]; then relay="[::1]:$port"; else relay="$listen:$port"; fi
+    relay="$host:$port"
     "$CLIENT" --relay="$relay" --server_key="$key1" --key_file="$work/a.key" \
-      --seconds=0.5 --size=300 > "$work/client.out" || fail "client ($engine, $listen): $(cat "$work/client.out")"
+      --seconds=0.5 --size=300 > "$work/client.out" || fail "client ($engine, $listen, $host): $(cat "$work/client.out")"
     grep -q "mismatched=0" "$work/client.out" || fail "mismatch"
     kill -TERM $pid
     wait $pid || fail "relayd exit code $? on SIGTERM"
     grep -q "final: endpoints=1 " "$log" || fail "final counters"
     grep -q "handshakes=2 " "$log" || fail "handshakes"
+    grep -q "send_failed=0 " "$log" || fail "failed sends"
     # Probes sent before the last Answer was processed may be not_bound;
     # any other drop is a failure.
     grep -Eq " dropped=(0|[0-9]+ \(not_bound=[0-9]+\))$" "$log" || fail "unexpected drops"
   done
 done
+
 # ---- Operator flows ----
 start_relayd() {  # args: log file, extra flags
   local log="$1"; shift

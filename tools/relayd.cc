@@ -146,14 +146,19 @@ std::vector<SocketAddress> HostAddresses(uint16_t port) {
   return out;
 }
 
+// "ip:port", "[ip6]:port", or a bare "ip" / "ip6" / "[ip6]" that takes the
+// relay port.
 absl::StatusOr<SocketAddress> ParseHostMaybePort(const std::string& s,
                                                  uint16_t port) {
   auto full = SocketAddress::Parse(s);
   if (full.ok()) return full;
-  // A bare IP: add the relay port.
-  std::string with = s.find(':') != std::string::npos
-                         ? absl::StrCat("[", s, "]:", port)
-                         : absl::StrCat(s, ":", port);
+  absl::string_view host = s;
+  if (absl::ConsumePrefix(&host, "[") && !absl::ConsumeSuffix(&host, "]")) {
+    return Fail(absl::StrCat("bad address '", s, "'"));
+  }
+  std::string with = host.find(':') != absl::string_view::npos
+                         ? absl::StrCat("[", host, "]:", port)
+                         : absl::StrCat(host, ":", port);
   auto bare = SocketAddress::Parse(with);
   if (!bare.ok()) return Fail(absl::StrCat("bad address '", s, "'"));
   return bare;
