@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -110,9 +111,20 @@ absl::StatusOr<std::unique_ptr<Admin>> Admin::Start(relay::Server* server,
                                  httplib::Response& res) {
     send(self->Metrics(), res);
   });
-  h.Get("/v0/relay/sessions", [self, send](const httplib::Request&,
+  h.Get("/v0/relay/sessions", [self, send](const httplib::Request& req,
                                            httplib::Response& res) {
-    send(self->Sessions(), res);
+    size_t limit = kDefaultSessionsLimit;
+    if (req.has_param("limit")) {
+      if (!absl::SimpleAtoi(req.get_param_value("limit"), &limit)) {
+        HttpReply bad;
+        bad.status = 400;
+        bad.body = "limit must be a non-negative integer\n";
+        bad.content_type = "text/plain";
+        send(bad, res);
+        return;
+      }
+    }
+    send(self->Sessions(limit), res);
   });
   h.Get("/healthz", [self, send](const httplib::Request&,
                                  httplib::Response& res) {
@@ -333,10 +345,11 @@ HttpReply Admin::Metrics() const {
   return r;
 }
 
-HttpReply Admin::Sessions() const {
+HttpReply Admin::Sessions(size_t limit) const {
   const int64_t now = engine::MonotonicNowNs();
   json sessions = json::array();
-  for (const relay::SessionInfo& s : server_->Sessions()) {
+  size_t total = 0;
+  for (const relay::SessionInfo& s : server_->Sessions(limit, &total)) {
     json clients = json::array();
     for (int i = 0; i < 2; ++i) {
       json c = {
@@ -358,7 +371,8 @@ HttpReply Admin::Sessions() const {
   }
   json out = {{"ServerPort", relay_->port()},
               {"ServerDisco", server_->server_key().ToText()},
-              {"Count", sessions.size()},
+              {"Count", total},
+              {"Truncated", sessions.size() < total},
               {"Sessions", std::move(sessions)}};
   HttpReply r;
   r.body = out.dump(2);

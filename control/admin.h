@@ -4,7 +4,8 @@
 //   POST /v0/relay/endpoint   allocation, exactly as PROTOCOL.md "Allocation
 //                             over HTTP" (bearer token, per-caller rate limit)
 //   GET  /metrics             Prometheus text exposition
-//   GET  /v0/relay/sessions   every endpoint, both legs, counters (JSON)
+//   GET  /v0/relay/sessions   endpoints, both legs, counters (JSON;
+//                             ?limit=N, default 1000)
 //   GET  /healthz             200 when ready, 503 when draining or not ready
 //
 // Counters are read from the workers' per-core blocks at scrape time; the
@@ -68,7 +69,11 @@ class Admin {
   HttpReply Allocate(absl::string_view method, absl::string_view auth_header,
                      absl::string_view caller, absl::string_view body);
   HttpReply Metrics() const;
-  HttpReply Sessions() const;
+  // At most `limit` endpoints (lowest VNIs first); "Count" is the total and
+  // "Truncated" says whether some were left out.
+  HttpReply Sessions(size_t limit = kDefaultSessionsLimit) const;
+  // A million-endpoint relay would otherwise answer with hundreds of MB.
+  static constexpr size_t kDefaultSessionsLimit = 1000;
   HttpReply Health() const;
 
  private:

@@ -192,6 +192,26 @@ TEST_F(AdminTest, TokenCanBeReplaced) {
   EXPECT_EQ(Post(KeysBody(ka_, kb_), "new-token")->status, 200);
 }
 
+TEST_F(AdminTest, SessionsViewIsLimited) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(server_->Allocate(disco::KeyPair::Generate().public_key(),
+                                  disco::KeyPair::Generate().public_key(),
+                                  engine::MonotonicNowNs())
+                    .ok());
+  }
+  json all = json::parse(client_->Get("/v0/relay/sessions")->body);
+  EXPECT_EQ(all["Count"], 5);
+  EXPECT_EQ(all["Sessions"].size(), 5u);
+  EXPECT_EQ(all["Truncated"], false);
+  json two = json::parse(client_->Get("/v0/relay/sessions?limit=2")->body);
+  EXPECT_EQ(two["Count"], 5);
+  ASSERT_EQ(two["Sessions"].size(), 2u);
+  EXPECT_EQ(two["Truncated"], true);
+  EXPECT_EQ(two["Sessions"][0]["VNI"], 1);  // lowest VNIs first
+  EXPECT_EQ(client_->Get("/v0/relay/sessions?limit=x")->status, 400);
+  EXPECT_EQ(client_->Get("/v0/relay/sessions?limit=-1")->status, 400);
+}
+
 TEST_F(AdminTest, HealthzFollowsDraining) {
   auto ok = client_->Get("/healthz");
   EXPECT_EQ(ok->status, 200);

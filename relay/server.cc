@@ -546,32 +546,43 @@ size_t Server::Expire(int64_t now_ns) {
   return removed;
 }
 
-std::vector<SessionInfo> Server::Sessions() const {
-  std::vector<SessionInfo> out;
-  out.reserve(endpoint_count());
+std::vector<SessionInfo> Server::Sessions(size_t limit, size_t* total) const {
+  // Pass 1: the VNIs only, then the lowest `limit` of them.
+  std::vector<uint32_t> vnis;
+  vnis.reserve(endpoint_count());
   for (const Shard& shard : shards_) {
     std::shared_lock<std::shared_mutex> l(shard.mu);
-    for (const auto& [vni, ep] : shard.endpoints) {
-      SessionInfo s;
-      s.vni = vni;
-      s.lamport_id = ep->lamport_id;
-      s.allocated_at_ns = ep->allocated_at_ns;
-      for (int i = 0; i < 2; ++i) {
-        const Side& side = ep->sides[i];
-        s.client_keys[i] = side.key;
-        if (side.bound) s.bound[i] = side.addr;
-        s.last_seen_ns[i] =
-            side.stats.last_seen_ns.load(std::memory_order_relaxed);
-        s.packets[i] = side.stats.packets.load(std::memory_order_relaxed);
-        s.bytes[i] = side.stats.bytes.load(std::memory_order_relaxed);
-      }
-      out.push_back(std::move(s));
-    }
+    for (const auto& [vni, ep] : shard.endpoints) vnis.push_back(vni);
   }
-  std::sort(out.begin(), out.end(),
-            [](const SessionInfo& x, const SessionInfo& y) {
-              return x.vni < y.vni;
-            });
+  if (total != nullptr) *total = vnis.size();
+  if (vnis.size() > limit) {
+    std::nth_element(vnis.begin(), vnis.begin() + limit, vnis.end());
+    vnis.resize(limit);
+  }
+  std::sort(vnis.begin(), vnis.end());
+  // Pass 2: copy those (an endpoint removed in between is skipped).
+  std::vector<SessionInfo> out;
+  out.reserve(vnis.size());
+  for (uint32_t vni : vnis) {
+    const Shard& shard = ShardFor(vni);
+    std::shared_lock<std::shared_mutex> l(shard.mu);
+    auto it = shard.endpoints.find(vni);
+    if (it == shard.endpoints.end()) continue;
+    const Endpoint& ep = *it->second;
+    SessionInfo s;
+    s.vni = vni;
+    s.lamport_id = ep.lamport_id;
+    s.allocated_at_ns = ep.allocated_at_ns;
+    for (int i = 0; i < 2; ++i) {
+      const Side& side = ep.sides[i];
+      s.client_keys[i] = side.key;
+      if (side.bound) s.bound[i] = side.addr;
+      s.last_seen_ns[i] = side.stats.last_seen_ns.load(std::memory_order_relaxed);
+      s.packets[i] = side.stats.packets.load(std::memory_order_relaxed);
+      s.bytes[i] = side.stats.bytes.load(std::memory_order_relaxed);
+    }
+    out.push_back(std::move(s));
+  }
   return out;
 }
 

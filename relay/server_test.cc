@@ -662,6 +662,23 @@ TEST_P(ServerTest, ProcessRunEqualsProcessCalledForEachDatagram) {
   }
 }
 
+TEST_P(ServerTest, SessionsCanBeLimitedToTheLowestVnis) {
+  std::vector<std::unique_ptr<TestClient>> peers;
+  for (int i = 0; i < 6; ++i) {
+    peers.push_back(std::make_unique<TestClient>(
+        GetParam(), server_->server_key(), Addr("192.0.2.1:1")));
+    ASSERT_TRUE(server_->Allocate(a_->key(), peers.back()->key(), now_).ok());
+  }
+  size_t total = 0;
+  std::vector<SessionInfo> s = server_->Sessions(4, &total);
+  EXPECT_EQ(total, 6u);
+  ASSERT_EQ(s.size(), 4u);
+  for (size_t i = 0; i < s.size(); ++i) EXPECT_EQ(s[i].vni, i + 1);
+  EXPECT_EQ(server_->Sessions().size(), 6u);
+  EXPECT_TRUE(server_->Sessions(0, &total).empty());
+  EXPECT_EQ(total, 6u);
+}
+
 TEST_P(ServerTest, EveryDatagramIsAccounted) {
   BindBoth();
   uint64_t slow = 0;

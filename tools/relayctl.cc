@@ -49,7 +49,10 @@ int Sessions(httplib::Client& c) {
   json j = json::parse(r->body, nullptr, false);
   if (j.is_discarded()) return Fail("bad JSON from relayd");
   std::printf("Server port: %d\n", j["ServerPort"].get<int>());
-  std::printf("Sessions: %zu\n", j["Sessions"].size());
+  std::printf("Sessions: %zu%s\n", j["Count"].get<size_t>(),
+              j.value("Truncated", false)
+                  ? absl::StrCat(" (first ", j["Sessions"].size(), " shown)").c_str()
+                  : "");
   for (const json& s : j["Sessions"]) {
     std::string legs[2];
     for (int i = 0; i < 2; ++i) {
