@@ -22,17 +22,15 @@ GsoBatcher::GsoBatcher(int fd, bool socket_ipv6, size_t max_datagrams)
     : fd_(fd),
       socket_ipv6_(socket_ipv6),
       max_datagrams_(max_datagrams),
+      entries_(max_datagrams),
       iovs_(max_datagrams),
       msgs_(max_datagrams),
       names_(max_datagrams),
       cmsgs_(max_datagrams) {
-  entries_.reserve(max_datagrams);
   groups_.reserve(max_datagrams);
 }
 
-void GsoBatcher::Add(const uint8_t* p, size_t len, const SocketAddress& dest,
-                     relay::Counters* c) {
-  if (entries_.size() == max_datagrams_) Flush(c);
+uint32_t GsoBatcher::GroupFor(const SocketAddress& dest, size_t len) {
   // Join the newest group for this destination when the datagram keeps the
   // GSO shape (all segments equal, only the last may be shorter). Only the
   // last few groups are searched: a batch rarely has more destinations, and
@@ -47,8 +45,7 @@ void GsoBatcher::Add(const uint8_t* p, size_t len, const SocketAddress& dest,
       ++g.count;
       g.bytes += len;
       if (len < g.seg) g.closed = true;
-      entries_.push_back({p, len, uint32_t(gi)});
-      return;
+      return uint32_t(gi);
     }
     break;  // the newest group for dest cannot take it: start a new one
   }
@@ -57,8 +54,43 @@ void GsoBatcher::Add(const uint8_t* p, size_t len, const SocketAddress& dest,
   g.count = 1;
   g.bytes = len;
   g.seg = len;
-  entries_.push_back({p, len, uint32_t(groups_.size())});
   groups_.push_back(g);
+  return uint32_t(groups_.size() - 1);
+}
+
+void GsoBatcher::AddRun(const uint8_t* p, size_t seg, size_t total,
+                        const SocketAddress& dest, relay::Counters* c) {
+  size_t off = 0;
+  while (off < total) {
+    if (n_entries_ == max_datagrams_) Flush(c);
+    const uint32_t gi = GroupFor(dest, std::min(seg, total - off));
+    entries_[n_entries_++] = {p + off, std::min(seg, total - off), gi};
+    off += std::min(seg, total - off);
+    // The rest of the run joins this group while it has room: how many
+    // whole segments fit is computed once, then filled in a tight loop.
+    Group& g = groups_[gi];
+    if (g.closed || seg > g.seg) continue;
+    const size_t whole = (total - off) / seg;
+    size_t n = std::min(whole, kMaxSegments - g.count);
+    n = std::min(n, (kMaxGsoBytes - g.bytes) / seg);
+    n = std::min(n, max_datagrams_ - n_entries_);
+    Entry* e = &entries_[n_entries_];
+    for (size_t i = 0; i < n; ++i) e[i] = {p + off + i * seg, seg, gi};
+    n_entries_ += n;
+    off += n * seg;
+    g.count += n;
+    g.bytes += n * seg;
+    // A short tail joins too, and closes the group.
+    const size_t tail = total - off;
+    if (n == whole && tail > 0 && tail < seg && g.count < kMaxSegments &&
+        g.bytes + tail <= kMaxGsoBytes && n_entries_ < max_datagrams_) {
+      entries_[n_entries_++] = {p + off, tail, gi};
+      off += tail;
+      ++g.count;
+      g.bytes += tail;
+      g.closed = true;
+    }
+  }
 }
 
 void GsoBatcher::SendOneByOne(const Group& g, relay::Counters* c) {
@@ -83,7 +115,8 @@ void GsoBatcher::Flush(relay::Counters* c) {
     off += g.count;
     g.count = 0;  // refilled below as a cursor
   }
-  for (const Entry& e : entries_) {
+  for (size_t i = 0; i < n_entries_; ++i) {
+    const Entry& e = entries_[i];
     Group& g = groups_[e.group];
     iovs_[g.first_iov + g.count++] = {const_cast<uint8_t*>(e.p), e.len};
   }
@@ -134,7 +167,7 @@ void GsoBatcher::Flush(relay::Counters* c) {
     ++done;
   }
   groups_.clear();
-  entries_.clear();
+  n_entries_ = 0;
 }
 
 bool SlowPathQueue::TryPush(const ControlItem& item) {
@@ -204,15 +237,19 @@ void WorkerPath::OnReceive(const uint8_t* data, size_t len, const RxMeta& meta,
       off += head_len;
       continue;
     }
+    // The 8-byte Geneve header compared as one 64-bit word.
+    static_assert(geneve::kHeaderSize == sizeof(uint64_t));
+    uint64_t head_word;
+    std::memcpy(&head_word, head, sizeof(head_word));
     uint32_t count = 1;
     size_t bytes = head_len;
     size_t next = off + head_len;
     while (next < len) {
       const size_t l = std::min(seg, len - next);
-      if (l < geneve::kHeaderSize ||
-          std::memcmp(data + next, head, geneve::kHeaderSize) != 0) {
-        break;
-      }
+      uint64_t word;
+      if (l < geneve::kHeaderSize) break;
+      std::memcpy(&word, data + next, sizeof(word));
+      if (word != head_word) break;
       ++count;
       bytes += l;
       next += l;
@@ -221,10 +258,7 @@ void WorkerPath::OnReceive(const uint8_t* data, size_t len, const RxMeta& meta,
         server_->ProcessRun(head, head_len, count, bytes, from, now_ns,
                             counters_);
     if (v.kind == relay::Verdict::kForward) {
-      for (size_t o = off; o < next; o += seg) {
-        batcher_.Add(data + o, std::min(seg, len - o), v.destination,
-                     counters_);
-      }
+      batcher_.AddRun(data + off, seg, bytes, v.destination, counters_);
     }
     off = next;
   }

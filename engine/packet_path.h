@@ -49,12 +49,19 @@ class GsoBatcher {
   // Queues `len` bytes at `p` for `dest`. `p` must stay valid until Flush.
   // Flushes first when the batch is full.
   void Add(const uint8_t* p, size_t len, const SocketAddress& dest,
-           relay::Counters* c);
+           relay::Counters* c) {
+    AddRun(p, len, len, dest, c);
+  }
+  // Queues the datagrams of a GRO run for one destination: `total` bytes at
+  // `p`, cut every `seg` bytes (the last piece may be shorter). One group
+  // lookup for the whole run.
+  void AddRun(const uint8_t* p, size_t seg, size_t total,
+              const SocketAddress& dest, relay::Counters* c);
   // Sends everything queued with one sendmmsg (more if the kernel takes a
   // part). A GSO send the kernel refuses (e.g. segment above the path MTU)
   // is retried datagram by datagram; what still fails is send_failed.
   void Flush(relay::Counters* c);
-  size_t pending() const { return entries_.size(); }
+  size_t pending() const { return n_entries_; }
 
  private:
   struct Entry {
@@ -75,7 +82,12 @@ class GsoBatcher {
   int fd_;
   bool socket_ipv6_;
   size_t max_datagrams_;
-  std::vector<Entry> entries_;  // in arrival order
+  // Joins the newest group for `dest` if `len` keeps its GSO shape, else
+  // opens a new group; returns the group's index.
+  uint32_t GroupFor(const SocketAddress& dest, size_t len);
+
+  std::vector<Entry> entries_;  // in arrival order; capacity max_datagrams
+  size_t n_entries_ = 0;
   std::vector<iovec> iovs_;     // laid out group by group at flush
   std::vector<Group> groups_;
   std::vector<mmsghdr> msgs_;
