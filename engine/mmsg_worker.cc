@@ -28,23 +28,21 @@ class MmsgWorker : public Worker {
     // Wake up every 100 ms to notice a stop request.
     timeval tv{0, 100'000};
     setsockopt(sock_.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    // The pointers never change; only the lengths and flags the kernel
+    // writes are reset, and only for the entries a receive used.
     for (size_t i = 0; i < nbufs_; ++i) {
       iovs_[i] = {&buffers_[i * kRxBufferBytes], kRxBufferBytes};
+      msghdr& h = msgs_[i].msg_hdr;
+      h.msg_name = &names_[i];
+      h.msg_iov = &iovs_[i];
+      h.msg_iovlen = 1;
+      h.msg_control = &controls_[i * kRxControlSpace];
+      ResetLengths(i);
     }
   }
 
   void Run(const std::atomic<bool>* stop) override {
     while (!stop->load(std::memory_order_relaxed)) {
-      for (size_t i = 0; i < nbufs_; ++i) {
-        msghdr& h = msgs_[i].msg_hdr;
-        h.msg_name = &names_[i];
-        h.msg_namelen = sizeof(sockaddr_storage);
-        h.msg_iov = &iovs_[i];
-        h.msg_iovlen = 1;
-        h.msg_control = &controls_[i * kRxControlSpace];
-        h.msg_controllen = kRxControlSpace;
-        h.msg_flags = 0;
-      }
       int n = recvmmsg(sock_.fd, msgs_.data(), unsigned(nbufs_), MSG_WAITFORONE,
                        nullptr);
       if (n <= 0) continue;  // timeout (EAGAIN), EINTR, or a passing error
@@ -66,10 +64,18 @@ class MmsgWorker : public Worker {
                          *from, now);
       }
       path_->Flush();  // sends leave from the buffers; reuse after this
+      for (int i = 0; i < n; ++i) ResetLengths(size_t(i));
     }
   }
 
  private:
+  void ResetLengths(size_t i) {
+    msghdr& h = msgs_[i].msg_hdr;
+    h.msg_namelen = sizeof(sockaddr_storage);
+    h.msg_controllen = kRxControlSpace;
+    h.msg_flags = 0;
+  }
+
   SocketInfo sock_;
   WorkerPath* path_;
   relay::Counters* counters_;
