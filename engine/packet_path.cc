@@ -170,26 +170,65 @@ void GsoBatcher::Flush(relay::Counters* c) {
   n_entries_ = 0;
 }
 
-bool SlowPathQueue::TryPush(const ControlItem& item) {
+SlowPathQueue::SlowPathQueue(size_t control_capacity, size_t data_capacity)
+    : control_capacity_(control_capacity),
+      data_capacity_(data_capacity),
+      slots_(std::max<size_t>(1, control_capacity + data_capacity)),
+      items_(new QueueItem[slots_]),
+      // Not value-initialised: pages are touched only when a slot is used.
+      bytes_(new uint8_t[slots_ * kMaxBytes]) {}
+
+uint64_t SlowPathQueue::TryPush(QueueItem::Kind kind, int fd,
+                                bool socket_ipv6, const SocketAddress& from,
+                                const LocalAddress& local,
+                                const uint8_t* bytes, size_t len) {
+  const bool control = kind == QueueItem::kControl;
+  if (len > (control ? kMaxControlBytes : kMaxBytes)) return 0;
+  uint64_t seq;
   {
     std::lock_guard<std::mutex> l(mu_);
-    if (closed_ || items_.size() >= capacity_) return false;
-    items_.push_back(item);
+    if (closed_ || count_ == slots_) return 0;
+    if (control ? controls_ >= control_capacity_ : datas_ >= data_capacity_) {
+      return 0;
+    }
+    const size_t slot = (head_ + count_) % slots_;
+    QueueItem& it = items_[slot];
+    uint8_t* dst = &bytes_[slot * kMaxBytes];
+    std::memcpy(dst, bytes, len);
+    seq = next_seq_++;
+    it = {.kind = kind,
+          .fd = fd,
+          .socket_ipv6 = socket_ipv6,
+          .from = from,
+          .local = local,
+          .len = static_cast<uint16_t>(len),
+          .seq = seq,
+          .bytes = dst};
+    ++count_;
+    ++(control ? controls_ : datas_);
   }
   cv_.notify_one();
-  return true;
+  return seq;
 }
 
-bool SlowPathQueue::Pop(ControlItem* out, int timeout_ms) {
+const QueueItem* SlowPathQueue::Front(int timeout_ms) {
   std::unique_lock<std::mutex> l(mu_);
   if (!cv_.wait_for(l, std::chrono::milliseconds(timeout_ms),
-                    [this] { return closed_ || !items_.empty(); })) {
-    return false;
+                    [this] { return closed_ || count_ > 0; })) {
+    return nullptr;
   }
-  if (items_.empty()) return false;
-  *out = items_.front();
-  items_.pop_front();
-  return true;
+  if (count_ == 0) return nullptr;
+  return &items_[head_];
+}
+
+void SlowPathQueue::Release() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (count_ == 0) return;
+  const QueueItem& it = items_[head_];
+  --(it.kind == QueueItem::kControl ? controls_ : datas_);
+  completed_.store(it.seq, std::memory_order_release);
+  head_ = (head_ + 1) % slots_;
+  --count_;
 }
 
 void SlowPathQueue::Close() {
@@ -202,7 +241,7 @@ void SlowPathQueue::Close() {
 
 size_t SlowPathQueue::size() const {
   std::lock_guard<std::mutex> l(mu_);
-  return items_.size();
+  return count_;
 }
 
 WorkerPath::WorkerPath(relay::Server* server, SlowPathQueue* slow, int fd,
@@ -214,7 +253,8 @@ WorkerPath::WorkerPath(relay::Server* server, SlowPathQueue* slow, int fd,
       socket_ipv6_(socket_ipv6),
       counters_(counters),
       batcher_(fd, socket_ipv6, max_datagrams),
-      limiter_(std::move(limiter)) {}
+      limiter_(std::move(limiter)),
+      max_pending_(std::max(kMinPendingSources, 2 * slow->capacity())) {}
 
 void WorkerPath::OnReceive(const uint8_t* data, size_t len, const RxMeta& meta,
                            const SocketAddress& from, int64_t now_ns) {
@@ -254,11 +294,23 @@ void WorkerPath::OnReceive(const uint8_t* data, size_t len, const RxMeta& meta,
       bytes += l;
       next += l;
     }
+    counters_->received.Add(count);
+    counters_->received_bytes.Add(bytes);
     relay::Verdict v =
-        server_->ProcessRun(head, head_len, count, bytes, from, now_ns,
-                            counters_);
+        server_->Classify(head, head_len, count, bytes, from, now_ns);
     if (v.kind == relay::Verdict::kForward) {
+      counters_->relayed.Add(count);
+      counters_->relayed_bytes.Add(bytes);
       batcher_.AddRun(data + off, seg, bytes, v.destination, counters_);
+    } else if (!pending_.empty() && MayWait(v.reason) &&
+               pending_.contains(from)) {
+      // Each segment waits (or not) on its own, in order.
+      for (size_t o = off; o < next; o += std::min(seg, len - o)) {
+        OnDropped(data + o, std::min(seg, len - o), meta, from, now_ns,
+                  v.reason);
+      }
+    } else {
+      counters_->Drop(v.reason, count);
     }
     off = next;
   }
@@ -267,31 +319,90 @@ void WorkerPath::OnReceive(const uint8_t* data, size_t len, const RxMeta& meta,
 void WorkerPath::OnDatagram(const uint8_t* data, size_t len,
                             const RxMeta& meta, const SocketAddress& from,
                             int64_t now_ns) {
-  relay::Verdict v = server_->Process(data, len, from, now_ns, counters_);
+  counters_->received.Add();
+  counters_->received_bytes.Add(len);
+  relay::Verdict v = server_->Classify(data, len, 1, len, from, now_ns);
   if (v.kind == relay::Verdict::kForward) {
+    counters_->relayed.Add();
+    counters_->relayed_bytes.Add(len);
     batcher_.Add(data, len, v.destination, counters_);
   } else if (v.kind == relay::Verdict::kSlowPath) {
-    if (len > ControlItem::kMaxLen) {
-      counters_->Drop(relay::DropReason::kOversizedControl);
-      return;
-    }
-    if (!limiter_.Allow(from, now_ns)) {
-      counters_->Drop(relay::DropReason::kRateLimited);
-      return;
-    }
-    ControlItem item;
-    item.fd = fd_;
-    item.socket_ipv6 = socket_ipv6_;
-    item.from = from;
-    item.local = meta.local;
-    item.len = static_cast<uint16_t>(len);
-    std::memcpy(item.bytes, data, len);
-    if (slow_->TryPush(item)) {
-      counters_->to_slow_path.Add();
-    } else {
-      counters_->Drop(relay::DropReason::kSlowPathQueueFull);
-    }
+    OnControl(data, len, meta, from, now_ns);
+  } else if (!pending_.empty() && MayWait(v.reason)) {
+    OnDropped(data, len, meta, from, now_ns, v.reason);
+  } else {
+    counters_->Drop(v.reason);
   }
+}
+
+void WorkerPath::OnControl(const uint8_t* data, size_t len,
+                           const RxMeta& meta, const SocketAddress& from,
+                           int64_t now_ns) {
+  if (len > SlowPathQueue::kMaxControlBytes) {
+    counters_->Drop(relay::DropReason::kOversizedControl);
+    return;
+  }
+  if (!limiter_.Allow(from, now_ns)) {
+    counters_->Drop(relay::DropReason::kRateLimited);
+    return;
+  }
+  const uint64_t seq = slow_->TryPush(QueueItem::kControl, fd_, socket_ipv6_,
+                                      from, meta.local, data, len);
+  if (seq == 0) {
+    counters_->Drop(relay::DropReason::kSlowPathQueueFull);
+    return;
+  }
+  counters_->to_slow_path.Add();
+  // Remember it, so this source's data is not judged before it is applied.
+  // Entries whose item is done are stale; they are pruned in one sweep when
+  // the table reaches twice what the queue can hold at once, so the table
+  // stays bounded however many sources send control datagrams.
+  if (pending_.size() >= max_pending_) {
+    const uint64_t done = slow_->completed();
+    absl::erase_if(pending_,
+                   [done](const auto& kv) { return kv.second.seq <= done; });
+  }
+  pending_[from] = {.seq = seq, .waiting = 0};
+}
+
+void WorkerPath::OnDropped(const uint8_t* data, size_t len,
+                           const RxMeta& meta, const SocketAddress& from,
+                           int64_t now_ns, relay::DropReason reason) {
+  auto it = pending_.find(from);
+  if (it == pending_.end()) {
+    counters_->Drop(reason);
+    return;
+  }
+  if (it->second.seq <= slow_->completed()) {
+    // Everything this source queued has been applied, possibly after the
+    // table was read above: judge it again, once, against the new state.
+    pending_.erase(it);
+    relay::Verdict v = server_->Classify(data, len, 1, len, from, now_ns);
+    if (v.kind == relay::Verdict::kForward) {
+      counters_->relayed.Add();
+      counters_->relayed_bytes.Add(len);
+      batcher_.Add(data, len, v.destination, counters_);
+    } else {
+      counters_->Drop(v.reason);
+    }
+    return;
+  }
+  if (it->second.waiting >= kMaxWaitPerControl) {
+    counters_->Drop(relay::DropReason::kControlWaitFull);
+    return;
+  }
+  const uint64_t seq = slow_->TryPush(QueueItem::kData, fd_, socket_ipv6_,
+                                      from, meta.local, data, len);
+  if (seq == 0) {
+    counters_->Drop(relay::DropReason::kControlWaitFull);
+    return;
+  }
+  // Later data from this source now waits behind this one, keeping order
+  // among the waiting datagrams.
+  it->second.seq = seq;
+  ++it->second.waiting;
+  counters_->to_slow_path.Add();
+  counters_->waited_for_control.Add();
 }
 
 SlowPathWorker::SlowPathWorker(relay::Server* server, SlowPathQueue* queue,
@@ -309,30 +420,60 @@ void SlowPathWorker::Stop() {
 }
 
 void SlowPathWorker::Run() {
-  ControlItem item;
-  relay::ControlReply reply;
   while (!stop_.load(std::memory_order_relaxed)) {
-    if (!queue_->Pop(&item, 100)) continue;
-    if (!server_->HandleControl(item.bytes, item.len, item.from,
-                                MonotonicNowNs(), counters_, &reply)) {
-      continue;
+    const QueueItem* item = queue_->Front(100);
+    if (item == nullptr) continue;
+    if (item->kind == QueueItem::kControl) {
+      HandleControl(*item);
+    } else {
+      HandleWaitingData(*item);
     }
-    msghdr m{};
-    sockaddr_storage ss;
-    m.msg_name = &ss;
-    m.msg_namelen = reply.destination.ToSockaddr(&ss, item.socket_ipv6);
-    iovec iov{reply.bytes.data(), reply.len};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    alignas(cmsghdr) uint8_t control[64];
-    size_t clen =
-        WritePktinfo(item.local, item.socket_ipv6, control, sizeof(control));
-    if (clen > 0) {
-      m.msg_control = control;
-      m.msg_controllen = clen;
-    }
-    if (sendmsg(item.fd, &m, 0) < 0) counters_->send_failed.Add();
+    queue_->Release();
   }
+}
+
+void SlowPathWorker::HandleControl(const QueueItem& item) {
+  relay::ControlReply reply;
+  if (!server_->HandleControl(item.bytes, item.len, item.from,
+                              MonotonicNowNs(), counters_, &reply)) {
+    return;
+  }
+  msghdr m{};
+  sockaddr_storage ss;
+  m.msg_name = &ss;
+  m.msg_namelen = reply.destination.ToSockaddr(&ss, item.socket_ipv6);
+  iovec iov{reply.bytes.data(), reply.len};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  alignas(cmsghdr) uint8_t control[64];
+  size_t clen =
+      WritePktinfo(item.local, item.socket_ipv6, control, sizeof(control));
+  if (clen > 0) {
+    m.msg_control = control;
+    m.msg_controllen = clen;
+  }
+  if (sendmsg(item.fd, &m, 0) < 0) counters_->send_failed.Add();
+}
+
+void SlowPathWorker::HandleWaitingData(const QueueItem& item) {
+  relay::Verdict v = server_->Classify(item.bytes, item.len, 1, item.len,
+                                       item.from, MonotonicNowNs());
+  if (v.kind != relay::Verdict::kForward) {
+    counters_->Drop(v.reason);
+    return;
+  }
+  counters_->relayed.Add();
+  counters_->relayed_bytes.Add(item.len);
+  // Sent as the worker would have: unchanged, from the socket it came in
+  // on, the kernel choosing the source address.
+  msghdr m{};
+  sockaddr_storage ss;
+  m.msg_name = &ss;
+  m.msg_namelen = v.destination.ToSockaddr(&ss, item.socket_ipv6);
+  iovec iov{const_cast<uint8_t*>(item.bytes), item.len};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  if (sendmsg(item.fd, &m, 0) < 0) counters_->send_failed.Add();
 }
 
 }  // namespace peerrelay::engine

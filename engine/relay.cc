@@ -83,7 +83,8 @@ absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(relay::Server* server,
   }
 
   r->worker_counters_ = std::make_unique<relay::Counters[]>(workers);
-  r->queue_ = std::make_unique<SlowPathQueue>(options.slow_path_queue);
+  r->queue_ = std::make_unique<SlowPathQueue>(options.slow_path_queue,
+                                              options.waiting_data_queue);
   for (int i = 0; i < workers; ++i) {
     r->paths_.push_back(std::make_unique<WorkerPath>(
         server, r->queue_.get(), r->sockets_[i].fd, r->sockets_[i].ipv6,

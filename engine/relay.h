@@ -41,6 +41,9 @@ struct RelayOptions {
   int cpu_offset = 0;
   // Control datagrams waiting for the slow path before new ones are shed.
   size_t slow_path_queue = 4096;
+  // Data datagrams waiting behind their source's queued control datagram
+  // (per-client order; engine/packet_path.h), on top of the above.
+  size_t waiting_data_queue = 1024;
   // Control datagrams handed to the slow path per second, per source
   // address (burst) and in total (burst); 0 disables. See
   // handshake_limiter.h.

@@ -30,6 +30,7 @@ absl::string_view DropReasonName(DropReason r) {
     case DropReason::kOversizedControl: return "oversized_control";
     case DropReason::kAllocateNotAllowed: return "allocate_not_allowed";
     case DropReason::kAllocateFailed: return "allocate_failed";
+    case DropReason::kControlWaitFull: return "control_wait_full";
     case DropReason::kCount: break;
   }
   return "unknown";

@@ -51,6 +51,8 @@ enum class DropReason : uint8_t {
   kOversizedControl,     // control datagram too large to be a handshake
   kAllocateNotAllowed,   // UDP allocate request from a key not allowlisted
   kAllocateFailed,       // UDP allocate request the server could not serve
+  kControlWaitFull,      // data that had to wait behind its source's queued
+                         // control datagram, but the wait was full
   kCount,
 };
 inline constexpr size_t kNumDropReasons =
@@ -86,7 +88,11 @@ class Counter {
   X(relayed_bytes, "relayed_bytes_total",                                  \
     "UDP payload bytes accepted for relay.")                               \
   X(to_slow_path, "slow_path_datagrams_total",                             \
-    "Control datagrams handed to the slow path (disco crypto).")           \
+    "Datagrams handed to the slow path: control datagrams (disco crypto) " \
+    "and data waiting behind its source's control datagram.")              \
+  X(waited_for_control, "control_wait_datagrams_total",                    \
+    "Data datagrams that arrived while an earlier control datagram from "  \
+    "the same source was still queued, and were queued behind it.")        \
   X(send_failed, "send_failures_total",                                    \
     "Datagrams the kernel refused to send (relayed or replies).")          \
   X(kernel_drops, "kernel_socket_drops_total",                             \

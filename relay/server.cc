@@ -234,17 +234,28 @@ Verdict Server::ProcessRun(const uint8_t* pkt, size_t len, uint32_t count,
                            int64_t now_ns, Counters* c) {
   c->received.Add(count);
   c->received_bytes.Add(total_bytes);
+  Verdict v = Classify(pkt, len, count, total_bytes, from, now_ns);
+  if (v.kind == Verdict::kForward) {
+    c->relayed.Add(count);
+    c->relayed_bytes.Add(total_bytes);
+  } else if (v.kind == Verdict::kDrop) {
+    c->Drop(v.reason, count);
+  }
+  return v;
+}
+
+Verdict Server::Classify(const uint8_t* pkt, size_t len, uint32_t count,
+                         size_t total_bytes, const SocketAddress& from,
+                         int64_t now_ns) {
   Verdict v;
   geneve::Header h;
   if (!geneve::Decode(pkt, len, &h)) {
     v.reason = DropReason::kShortDatagram;
-    c->Drop(v.reason, count);
     return v;
   }
   if (h.control) {
     if (h.protocol != geneve::kProtocolDisco) {
       v.reason = DropReason::kBadControlProtocol;
-      c->Drop(v.reason, count);
       return v;
     }
     v.kind = Verdict::kSlowPath;
@@ -257,34 +268,30 @@ Verdict Server::ProcessRun(const uint8_t* pkt, size_t len, uint32_t count,
   auto it = shard.endpoints.find(h.vni);
   if (it == shard.endpoints.end()) {
     v.reason = DropReason::kUnknownVni;
-  } else {
-    Endpoint& ep = *it->second;
-    if (!ep.BothBound()) {
-      v.reason = DropReason::kNotBound;
-    } else {
-      int from_side = from == ep.sides[0].addr   ? 0
-                      : from == ep.sides[1].addr ? 1
-                                                 : -1;
-      if (from_side < 0) {
-        v.reason = DropReason::kUnknownSource;
-      } else {
-        SideStats& st = ep.sides[from_side].stats;
-        // The clock is read once per batch: store only when it moved, so a
-        // burst writes the line once.
-        if (st.last_seen_ns.load(std::memory_order_relaxed) != now_ns) {
-          st.last_seen_ns.store(now_ns, std::memory_order_relaxed);
-        }
-        st.packets.fetch_add(count, std::memory_order_relaxed);
-        st.bytes.fetch_add(total_bytes, std::memory_order_relaxed);
-        v.kind = Verdict::kForward;
-        v.destination = ep.sides[1 - from_side].addr;
-        c->relayed.Add(count);
-        c->relayed_bytes.Add(total_bytes);
-        return v;
-      }
-    }
+    return v;
   }
-  c->Drop(v.reason, count);
+  Endpoint& ep = *it->second;
+  if (!ep.BothBound()) {
+    v.reason = DropReason::kNotBound;
+    return v;
+  }
+  const int from_side = from == ep.sides[0].addr   ? 0
+                        : from == ep.sides[1].addr ? 1
+                                                   : -1;
+  if (from_side < 0) {
+    v.reason = DropReason::kUnknownSource;
+    return v;
+  }
+  SideStats& st = ep.sides[from_side].stats;
+  // The clock is read once per batch: store only when it moved, so a burst
+  // writes the line once.
+  if (st.last_seen_ns.load(std::memory_order_relaxed) != now_ns) {
+    st.last_seen_ns.store(now_ns, std::memory_order_relaxed);
+  }
+  st.packets.fetch_add(count, std::memory_order_relaxed);
+  st.bytes.fetch_add(total_bytes, std::memory_order_relaxed);
+  v.kind = Verdict::kForward;
+  v.destination = ep.sides[1 - from_side].addr;
   return v;
 }
 

@@ -162,6 +162,14 @@ class Server {
   Verdict ProcessRun(const uint8_t* pkt, size_t len, uint32_t count,
                      size_t total_bytes, const SocketAddress& from,
                      int64_t now_ns, Counters* c);
+  // ProcessRun() without the Counters: the verdict (and, on kForward, the
+  // endpoint side's own packet/byte/last-seen figures move). The engine
+  // counts received, relayed and drops itself, because a drop verdict it
+  // may turn into a wait behind the source's queued control datagram
+  // (engine/packet_path.h, "Per-client order").
+  Verdict Classify(const uint8_t* pkt, size_t len, uint32_t count,
+                   size_t total_bytes, const SocketAddress& from,
+                   int64_t now_ns);
 
   // The slow path for a control datagram (a kSlowPath verdict). Returns true
   // with `reply` filled when a reply must be sent; false when nothing is sent
