@@ -1,7 +1,7 @@
 // RateLimiter: a token bucket per caller (an IP address, as text), for the
-// allocation API. Time is passed in, so tests drive it with a fake clock.
-// Thread-safe. The table is bounded: when it reaches kMaxCallers, buckets
-// that are full again (idle callers) are dropped first.
+// allocation API: common/token_bucket.h's bounded, evicting table behind a
+// mutex (the admin API serves requests on several threads). Time is passed
+// in, so tests drive it with a fake clock.
 #ifndef PEERRELAY_CONTROL_RATE_LIMITER_H_
 #define PEERRELAY_CONTROL_RATE_LIMITER_H_
 
@@ -9,7 +9,7 @@
 #include <mutex>
 #include <string>
 
-#include "absl/container/flat_hash_map.h"
+#include "common/token_bucket.h"
 
 namespace peerrelay::control {
 
@@ -20,24 +20,22 @@ class RateLimiter {
 
   // `per_second` tokens are added per second up to `burst`.
   RateLimiter(double per_second, double burst)
-      : per_second_(per_second), burst_(burst) {}
+      : buckets_(per_second, burst, kMaxCallers) {}
 
   // Takes a token for `caller`; false when its bucket is empty.
-  bool Allow(const std::string& caller, int64_t now_ns);
+  bool Allow(const std::string& caller, int64_t now_ns) {
+    std::lock_guard<std::mutex> l(mu_);
+    return buckets_.Allow(caller, now_ns);
+  }
   // Seconds until `caller` has a token again (for Retry-After), >= 1.
-  int RetryAfterSeconds(const std::string& caller, int64_t now_ns) const;
+  int RetryAfterSeconds(const std::string& caller, int64_t now_ns) const {
+    std::lock_guard<std::mutex> l(mu_);
+    return buckets_.RetryAfterSeconds(caller, now_ns);
+  }
 
  private:
-  struct Bucket {
-    double tokens;
-    int64_t updated_ns;
-  };
-  double Refill(const Bucket& b, int64_t now_ns) const;
-
-  const double per_second_;
-  const double burst_;
   mutable std::mutex mu_;
-  absl::flat_hash_map<std::string, Bucket> buckets_;
+  KeyedTokenBuckets<std::string> buckets_;
 };
 
 }  // namespace peerrelay::control

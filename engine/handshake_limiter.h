@@ -19,8 +19,8 @@
 
 #include <cstdint>
 
-#include "absl/container/flat_hash_map.h"
 #include "common/socket_address.h"
+#include "common/token_bucket.h"
 
 namespace peerrelay::engine {
 
@@ -38,16 +38,10 @@ class HandshakeLimiter {
   size_t tracked_sources() const { return sources_.size(); }
 
  private:
-  struct Bucket {
-    double tokens;
-    int64_t updated_ns;
-  };
-  static bool Take(Bucket* b, double rate, double burst, int64_t now_ns);
-
-  const double per_source_rate_, per_source_burst_;
+  const bool per_source_on_;
   const double total_rate_, total_burst_;
-  Bucket total_;
-  absl::flat_hash_map<SocketAddress, Bucket> sources_;
+  TokenBucket total_;
+  KeyedTokenBuckets<SocketAddress> sources_;
 };
 
 }  // namespace peerrelay::engine
