@@ -19,7 +19,7 @@ namespace {
 
 void BM_GeneveDecode(benchmark::State& state) {
   std::array<uint8_t, 1400> pkt{};
-  (void)geneve::Encode({.protocol = geneve::kProtocolWireGuard, .vni = 456},
+  geneve::Encode({.protocol = geneve::kProtocolWireGuard, .vni = 456},
                        pkt.data());
   geneve::Header h;
   for (auto _ : state) {

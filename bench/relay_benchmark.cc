@@ -89,7 +89,7 @@ void BM_ProcessBound(benchmark::State& state) {
   for (size_t k = 0; k < 256; ++k) {
     size_t i = (k * stride + state.thread_index()) % n;
     std::vector<uint8_t> p(1400 + geneve::kHeaderSize, 0xab);
-    (void)geneve::Encode(
+    geneve::Encode(
         {.protocol = geneve::kProtocolWireGuard, .vni = f.vnis[i]}, p.data());
     pkts.push_back(std::move(p));
     from.push_back(ClientAddr(uint32_t(i), false));
@@ -125,7 +125,7 @@ void BM_ProcessUnknownVni(benchmark::State& state) {
   Fixture& f = GetFixture(10'000);
   Counters c;
   std::vector<uint8_t> p(64, 0);
-  (void)geneve::Encode({.protocol = geneve::kProtocolWireGuard,
+  geneve::Encode({.protocol = geneve::kProtocolWireGuard,
                         .vni = 0xFFFFF0},
                        p.data());
   const SocketAddress from = ClientAddr(1, false);

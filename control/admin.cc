@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "disco/key.h"
-#include "engine/packet_path.h"
+#include "common/clock.h"
 
 namespace peerrelay::control {
 namespace {
@@ -198,7 +198,7 @@ HttpReply Admin::Allocate(absl::string_view method,
     }
   }
   if (method != "POST") return error(405, "method not allowed: use POST");
-  const int64_t now = engine::MonotonicNowNs();
+  const int64_t now = MonotonicNowNs();
   const std::string who(caller);
   if (!limiter_.Allow(who, now)) {
     HttpReply r = error(429, "too many allocation requests from this caller");
@@ -346,7 +346,7 @@ HttpReply Admin::Metrics() const {
 }
 
 HttpReply Admin::Sessions(size_t limit) const {
-  const int64_t now = engine::MonotonicNowNs();
+  const int64_t now = MonotonicNowNs();
   json sessions = json::array();
   size_t total = 0;
   for (const relay::SessionInfo& s : server_->Sessions(limit, &total)) {

@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "engine/packet_path.h"
+#include "common/clock.h"
 #include "relay/test_client.h"
 #include "tests/relay_harness.h"
 #include "tests/udp_socket.h"
@@ -196,7 +196,7 @@ TEST_F(AdminTest, SessionsViewIsLimited) {
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(server_->Allocate(disco::KeyPair::Generate().public_key(),
                                   disco::KeyPair::Generate().public_key(),
-                                  engine::MonotonicNowNs())
+                                  MonotonicNowNs())
                     .ok());
   }
   json all = json::parse(client_->Get("/v0/relay/sessions")->body);

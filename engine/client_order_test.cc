@@ -10,7 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/packet_path.h"
+#include "engine/gso_batcher.h"
+#include "engine/slow_path_queue.h"
+#include "engine/slow_path_worker.h"
+#include "engine/worker_path.h"
 #include "relay/test_client.h"
 #include "tests/udp_socket.h"
 
@@ -44,10 +47,12 @@ class ClientOrderTest : public ::testing::TestWithParam<disco::Dialect> {
         server_->Allocate(a_->key(), b_->key(), now_).value();
     a_->SetEndpoint(ep.vni, b_->key());
     b_->SetEndpoint(ep.vni, a_->key());
+    writer_ = std::make_unique<GsoBatcher>(relay_sock_->fd(),
+                                           /*socket_ipv6=*/false, 1024);
     queue_ = std::make_unique<SlowPathQueue>(64, 64);
-    path_ = std::make_unique<WorkerPath>(
-        server_.get(), queue_.get(), relay_sock_->fd(), /*socket_ipv6=*/false,
-        &worker_, 1024, HandshakeLimiter(0, 0, 0, 0));
+    path_ = std::make_unique<WorkerPath>(server_.get(), queue_.get(),
+                                         writer_.get(), &worker_,
+                                         HandshakeLimiter(0, 0, 0, 0));
   }
 
   // B bound (the usual timing: the allocating peer binds first), A past its
@@ -71,7 +76,8 @@ class ClientOrderTest : public ::testing::TestWithParam<disco::Dialect> {
   }
 
   void RunSlowPath() {
-    SlowPathWorker slow(server_.get(), queue_.get(), &slow_counters_);
+    SlowPathWorker slow(server_.get(), queue_.get(), &slow_counters_,
+                        Clock::Monotonic());
     for (int i = 0; i < kTimeoutMs && queue_->size() > 0; ++i) {
       usleep(1000);
     }
@@ -96,6 +102,7 @@ class ClientOrderTest : public ::testing::TestWithParam<disco::Dialect> {
   std::unique_ptr<UdpSocket> relay_sock_, sock_a_, sock_b_, stranger_;
   std::unique_ptr<relay::Server> server_;
   std::unique_ptr<TestClient> a_, b_;
+  std::unique_ptr<GsoBatcher> writer_;
   std::unique_ptr<SlowPathQueue> queue_;
   std::unique_ptr<WorkerPath> path_;
   relay::Counters worker_, slow_counters_, direct_;
@@ -188,9 +195,9 @@ TEST_P(ClientOrderTest, WaitingDataIsDroppedWhenTheAnswerFails) {
 
 TEST_P(ClientOrderTest, FullDataShareDropsWithoutCrowdingControl) {
   queue_ = std::make_unique<SlowPathQueue>(4, 1);
-  path_ = std::make_unique<WorkerPath>(
-      server_.get(), queue_.get(), relay_sock_->fd(), false, &worker_, 1024,
-      HandshakeLimiter(0, 0, 0, 0));
+  path_ = std::make_unique<WorkerPath>(server_.get(), queue_.get(),
+                                       writer_.get(), &worker_,
+                                       HandshakeLimiter(0, 0, 0, 0));
   Bytes answer = PeerBoundAndAnswer();
   Receive(answer, a_->address());
   Receive(a_->Data({1}), a_->address());
@@ -201,38 +208,6 @@ TEST_P(ClientOrderTest, FullDataShareDropsWithoutCrowdingControl) {
   EXPECT_EQ(worker_.Dropped(DropReason::kControlWaitFull), 1u);
   EXPECT_EQ(worker_.to_slow_path.Get(), 3u);
   ExpectWorkerAccounting();
-}
-
-TEST(SlowPathQueueTest, KeepsOrderAndPublishesCompletion) {
-  SlowPathQueue q(2, 2);
-  const SocketAddress from = SocketAddress::Parse("127.0.0.1:1").value();
-  const uint8_t c1[] = {1}, d1[] = {2}, c2[] = {3};
-  EXPECT_EQ(q.TryPush(QueueItem::kControl, 3, false, from, {}, c1, 1), 1u);
-  EXPECT_EQ(q.TryPush(QueueItem::kData, 3, false, from, {}, d1, 1), 2u);
-  EXPECT_EQ(q.TryPush(QueueItem::kControl, 3, false, from, {}, c2, 1), 3u);
-  EXPECT_EQ(q.TryPush(QueueItem::kControl, 3, false, from, {}, c2, 1), 0u)
-      << "control share is 2";
-  Bytes big(SlowPathQueue::kMaxControlBytes + 1);
-  EXPECT_EQ(q.TryPush(QueueItem::kControl, 3, false, from, {}, big.data(),
-                      big.size()),
-            0u);
-  for (uint8_t want : {1, 2, 3}) {
-    const QueueItem* it = q.Front(100);
-    ASSERT_NE(it, nullptr);
-    EXPECT_EQ(it->bytes[0], want);
-    EXPECT_LT(q.completed(), it->seq);
-    q.Release();
-    EXPECT_EQ(q.completed(), it->seq);
-  }
-  EXPECT_EQ(q.Front(10), nullptr);
-  // Slots are reused: the ring wraps.
-  for (int round = 0; round < 5; ++round) {
-    ASSERT_NE(q.TryPush(QueueItem::kData, 3, false, from, {}, d1, 1), 0u);
-    ASSERT_NE(q.Front(100), nullptr);
-    q.Release();
-  }
-  q.Close();
-  EXPECT_EQ(q.TryPush(QueueItem::kControl, 3, false, from, {}, c1, 1), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Dialects, ClientOrderTest,

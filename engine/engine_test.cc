@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "engine/relay.h"
-#include "engine/worker.h"
+#include "engine/uring_worker.h"
 #include "relay/test_client.h"
 #include "tests/relay_harness.h"
 #include "tests/udp_socket.h"

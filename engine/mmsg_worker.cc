@@ -7,7 +7,7 @@
 #include <cstring>
 #include <vector>
 
-#include "engine/worker.h"
+#include "engine/mmsg_worker.h"
 
 namespace peerrelay::engine {
 namespace {
@@ -15,10 +15,11 @@ namespace {
 class MmsgWorker : public Worker {
  public:
   MmsgWorker(const SocketInfo& sock, WorkerPath* path,
-             relay::Counters* counters, size_t buffers)
+             relay::Counters* counters, const Clock* clock, size_t buffers)
       : sock_(sock),
         path_(path),
         counters_(counters),
+        clock_(clock),
         nbufs_(buffers),
         buffers_(buffers * kRxBufferBytes),
         names_(buffers),
@@ -46,22 +47,15 @@ class MmsgWorker : public Worker {
       int n = recvmmsg(sock_.fd, msgs_.data(), unsigned(nbufs_), MSG_WAITFORONE,
                        nullptr);
       if (n <= 0) continue;  // timeout (EAGAIN), EINTR, or a passing error
-      const int64_t now = MonotonicNowNs();
+      const int64_t now = clock_->NowNs();
       for (int i = 0; i < n; ++i) {
         msghdr& h = msgs_[i].msg_hdr;
-        auto from = SocketAddress::FromSockaddr(&names_[i], h.msg_namelen);
         const size_t len = msgs_[i].msg_len;
-        if (!from) continue;
-        if (h.msg_flags & MSG_TRUNC) {
-          counters_->received.Add();
-          counters_->received_bytes.Add(len);
-          counters_->Drop(relay::DropReason::kTruncated);
-          continue;
-        }
-        RxMeta meta;
-        ParseRxControl(&h, &meta);
-        path_->OnReceive(static_cast<uint8_t*>(iovs_[i].iov_base), len, meta,
-                         *from, now);
+        DeliverReceived(path_, counters_,
+                        reinterpret_cast<const sockaddr*>(&names_[i]),
+                        h.msg_namelen, &h,
+                        static_cast<uint8_t*>(iovs_[i].iov_base), len, len,
+                        (h.msg_flags & MSG_TRUNC) != 0, now);
       }
       path_->Flush();  // sends leave from the buffers; reuse after this
       for (int i = 0; i < n; ++i) ResetLengths(size_t(i));
@@ -79,6 +73,7 @@ class MmsgWorker : public Worker {
   SocketInfo sock_;
   WorkerPath* path_;
   relay::Counters* counters_;
+  const Clock* clock_;
   size_t nbufs_;
   std::vector<uint8_t> buffers_;
   std::vector<sockaddr_storage> names_;
@@ -92,8 +87,8 @@ class MmsgWorker : public Worker {
 std::unique_ptr<Worker> MakeMmsgWorker(const SocketInfo& sock,
                                        WorkerPath* path,
                                        relay::Counters* counters,
-                                       size_t buffers) {
-  return std::make_unique<MmsgWorker>(sock, path, counters, buffers);
+                                       const Clock* clock, size_t buffers) {
+  return std::make_unique<MmsgWorker>(sock, path, counters, clock, buffers);
 }
 
 }  // namespace peerrelay::engine

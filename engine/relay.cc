@@ -8,6 +8,8 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "engine/mmsg_worker.h"
+#include "engine/uring_worker.h"
 #include "engine/worker.h"
 
 namespace peerrelay::engine {
@@ -86,16 +88,19 @@ absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(relay::Server* server,
   r->queue_ = std::make_unique<SlowPathQueue>(options.slow_path_queue,
                                               options.waiting_data_queue);
   for (int i = 0; i < workers; ++i) {
+    r->writers_.push_back(std::make_unique<GsoBatcher>(
+        r->sockets_[i].fd, r->sockets_[i].ipv6, kMaxBatchDatagrams));
     r->paths_.push_back(std::make_unique<WorkerPath>(
-        server, r->queue_.get(), r->sockets_[i].fd, r->sockets_[i].ipv6,
-        &r->worker_counters_[i], kMaxBatchDatagrams,
+        server, r->queue_.get(), r->writers_[i].get(),
+        &r->worker_counters_[i],
         HandshakeLimiter(options.handshake_rate_per_source,
                          options.handshake_burst_per_source,
                          options.handshake_rate_total / workers,
                          std::max(1.0, options.handshake_burst_total / workers))));
   }
   r->slow_ = std::make_unique<SlowPathWorker>(server, r->queue_.get(),
-                                              &r->slow_counters_);
+                                              &r->slow_counters_,
+                                              options.clock);
 
   Relay* self = r.get();
   const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -112,7 +117,8 @@ absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(relay::Server* server,
       relay::Counters* c = &self->worker_counters_[i];
       std::unique_ptr<Worker> w;
       if (self->engine_ == EngineKind::kIoUring) {
-        auto u = MakeUringWorker(sock, path, c, self->options_.rx_buffers);
+        auto u = MakeUringWorker(sock, path, c, self->options_.clock,
+                                 self->options_.rx_buffers);
         if (u.ok()) {
           w = std::move(*u);
         } else {
@@ -122,15 +128,19 @@ absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(relay::Server* server,
                        i, u.status().ToString().c_str());
         }
       }
-      if (!w) w = MakeMmsgWorker(sock, path, c, self->options_.rx_buffers);
+      if (!w) {
+        w = MakeMmsgWorker(sock, path, c, self->options_.clock,
+                           self->options_.rx_buffers);
+      }
       w->Run(&self->stop_);
     });
   }
   self->expiry_ = std::thread([self] {
-    int64_t next = MonotonicNowNs();
+    const Clock* clock = self->options_.clock;
+    int64_t next = clock->NowNs();
     while (!self->stop_.load()) {
       usleep(50'000);
-      const int64_t now = MonotonicNowNs();
+      const int64_t now = clock->NowNs();
       if (now >= next) {
         self->server_->Expire(now);
         next = now + self->options_.expire_interval_ns;

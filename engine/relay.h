@@ -2,7 +2,7 @@
 // core (SO_REUSEPORT), the slow-path thread and the expiry thread, around a
 // relay::Server that the caller owns and that outlives it.
 //
-//   auto server = relay::Server::Create(config, engine::MonotonicNowNs());
+//   auto server = relay::Server::Create(config, MonotonicNowNs());
 //   auto relay = engine::Relay::Start(server->get(), {.bind = addr});
 //   ... (*relay)->Counters() ...
 //   (*relay)->Stop();  // also on destruction
@@ -17,9 +17,13 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/clock.h"
 #include "common/socket_address.h"
-#include "engine/packet_path.h"
+#include "engine/gso_batcher.h"
+#include "engine/slow_path_queue.h"
+#include "engine/slow_path_worker.h"
 #include "engine/socket.h"
+#include "engine/worker_path.h"
 #include "relay/counters.h"
 #include "relay/server.h"
 
@@ -42,7 +46,7 @@ struct RelayOptions {
   // Control datagrams waiting for the slow path before new ones are shed.
   size_t slow_path_queue = 4096;
   // Data datagrams waiting behind their source's queued control datagram
-  // (per-client order; engine/packet_path.h), on top of the above.
+  // (per-client order; engine/worker_path.h), on top of the above.
   size_t waiting_data_queue = 1024;
   // Control datagrams handed to the slow path per second, per source
   // address (burst) and in total (burst); 0 disables. See
@@ -56,6 +60,9 @@ struct RelayOptions {
   size_t rx_buffers = 64;
   // How often expired endpoints are swept.
   int64_t expire_interval_ns = 1'000'000'000;
+  // Where the workers, the slow path and the expiry sweep read the time
+  // (once per batch); must outlive the relay.
+  const Clock* clock = Clock::Monotonic();
 };
 
 class Relay {
@@ -96,6 +103,7 @@ class Relay {
   std::unique_ptr<relay::Counters[]> worker_counters_;
   relay::Counters slow_counters_;
   std::unique_ptr<SlowPathQueue> queue_;
+  std::vector<std::unique_ptr<GsoBatcher>> writers_;
   std::vector<std::unique_ptr<WorkerPath>> paths_;
   std::unique_ptr<SlowPathWorker> slow_;
   std::atomic<bool> stop_{false};

@@ -1,5 +1,5 @@
 // Relay sockets: one UDP socket per worker on the relay port, with the
-// options a production relay needs (see ../shared/PERFORMANCE.md):
+// options a production relay needs (see docs/performance.md):
 //   SO_REUSEPORT       one socket per worker; the kernel spreads flows
 //   SO_RCVBUFFORCE / SO_SNDBUFFORCE  ~7 MiB like Tailscale (falls back to
 //                      SO_RCVBUF / SO_SNDBUF, capped by net.core.*_max,
@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/socket_address.h"
+#include "engine/datagram.h"
 
 namespace peerrelay::engine {
 
@@ -39,21 +40,6 @@ struct SocketInfo {
 // multi-worker relay. The returned fd is owned by the caller.
 absl::StatusOr<SocketInfo> OpenRelaySocket(const SocketAddress& bind,
                                            bool reuseport);
-
-// Where a datagram arrived: the local address from IP(V6)_PKTINFO.
-struct LocalAddress {
-  bool valid = false;
-  bool ipv6 = false;
-  uint8_t addr[16] = {};
-  int ifindex = 0;
-};
-
-// What the control messages of one received datagram said.
-struct RxMeta {
-  uint16_t gro_size = 0;       // segment size when GRO-coalesced, else 0
-  std::optional<uint32_t> kernel_drops;  // SO_RXQ_OVFL running total
-  LocalAddress local;
-};
 
 // Reads the cmsgs of a received msghdr.
 void ParseRxControl(msghdr* msg, RxMeta* out);

@@ -30,7 +30,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "engine/worker.h"
+#include "engine/uring_worker.h"
 
 namespace peerrelay::engine {
 namespace {
@@ -47,8 +47,12 @@ constexpr size_t kBufBytes =
 class UringWorker : public Worker {
  public:
   UringWorker(const SocketInfo& sock, WorkerPath* path,
-              relay::Counters* counters, size_t buffers)
-      : sock_(sock), path_(path), counters_(counters), nbufs_(buffers) {}
+              relay::Counters* counters, const Clock* clock, size_t buffers)
+      : sock_(sock),
+        path_(path),
+        counters_(counters),
+        clock_(clock),
+        nbufs_(buffers) {}
 
   ~UringWorker() override {
     if (ring_ready_) {
@@ -116,7 +120,7 @@ class UringWorker : public Worker {
         // handling here: whatever completions there are get harvested below.
         (void)io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
       }
-      const int64_t now = MonotonicNowNs();
+      const int64_t now = clock_->NowNs();
       unsigned head, seen = 0;
       io_uring_for_each_cqe(&ring_, head, cqe) {
         ++seen;
@@ -129,7 +133,8 @@ class UringWorker : public Worker {
         if (!(cqe->flags & IORING_CQE_F_BUFFER)) continue;
         const uint16_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         to_return.push_back(bid);
-        OnBuffer(&buffers_[bid * kBufBytes], cqe->res, now);
+        DeliverUringBuffer(path_, counters_, &buffers_[bid * kBufBytes],
+                           cqe->res, msg_, now);
       }
       io_uring_cq_advance(&ring_, seen);
       path_->Flush();  // sends done: the buffers may be refilled
@@ -167,34 +172,10 @@ class UringWorker : public Worker {
     return absl::OkStatus();
   }
 
-  void OnBuffer(uint8_t* buf, int res, int64_t now) {
-    io_uring_recvmsg_out* o = io_uring_recvmsg_validate(buf, res, &msg_);
-    if (o == nullptr) return;
-    auto from = SocketAddress::FromSockaddr(
-        static_cast<sockaddr*>(io_uring_recvmsg_name(o)),
-        o->namelen > kNameSpace ? kNameSpace : o->namelen);
-    if (!from) return;
-    const size_t len = io_uring_recvmsg_payload_length(o, res, &msg_);
-    const uint8_t* payload =
-        static_cast<uint8_t*>(io_uring_recvmsg_payload(o, &msg_));
-    if (o->flags & MSG_TRUNC) {
-      counters_->received.Add();
-      counters_->received_bytes.Add(o->payloadlen);
-      counters_->Drop(relay::DropReason::kTruncated);
-      return;
-    }
-    // Wrap the cmsg area in a msghdr so one parser serves both engines.
-    msghdr h{};
-    h.msg_control = reinterpret_cast<uint8_t*>(o + 1) + msg_.msg_namelen;
-    h.msg_controllen = o->controllen;
-    RxMeta meta;
-    if (o->controllen > 0) ParseRxControl(&h, &meta);
-    path_->OnReceive(payload, len, meta, *from, now);
-  }
-
   SocketInfo sock_;
   WorkerPath* path_;
   relay::Counters* counters_;
+  const Clock* clock_;
   const size_t nbufs_;
   io_uring ring_{};
   bool ring_ready_ = false;
@@ -206,6 +187,30 @@ class UringWorker : public Worker {
 };
 
 }  // namespace
+
+void DeliverUringBuffer(WorkerPath* path, relay::Counters* c, uint8_t* buf,
+                        int res, const msghdr& msg, int64_t now_ns) {
+  msghdr tmpl = msg;  // liburing's helpers take a non-const template
+  io_uring_recvmsg_out* o = io_uring_recvmsg_validate(buf, res, &tmpl);
+  if (o == nullptr) {
+    c->received.Add();
+    c->Drop(relay::DropReason::kBadCompletion);
+    return;
+  }
+  const size_t len = io_uring_recvmsg_payload_length(o, res, &tmpl);
+  const uint8_t* payload =
+      static_cast<uint8_t*>(io_uring_recvmsg_payload(o, &tmpl));
+  // Wrap the cmsg area in a msghdr so one parser serves both engines.
+  msghdr h{};
+  h.msg_control = reinterpret_cast<uint8_t*>(o + 1) + tmpl.msg_namelen;
+  h.msg_controllen = o->controllen;
+  const socklen_t namelen =
+      o->namelen > socklen_t(kNameSpace) ? kNameSpace : o->namelen;
+  DeliverReceived(path, c,
+                  static_cast<const sockaddr*>(io_uring_recvmsg_name(o)),
+                  namelen, &h, payload, len, o->payloadlen,
+                  (o->flags & MSG_TRUNC) != 0, now_ns);
+}
 
 absl::Status ProbeIoUring() {
   io_uring ring;
@@ -236,8 +241,9 @@ absl::Status ProbeIoUring() {
 
 absl::StatusOr<std::unique_ptr<Worker>> MakeUringWorker(
     const SocketInfo& sock, WorkerPath* path, relay::Counters* counters,
-    size_t buffers) {
-  auto w = std::make_unique<UringWorker>(sock, path, counters, buffers);
+    const Clock* clock, size_t buffers) {
+  auto w =
+      std::make_unique<UringWorker>(sock, path, counters, clock, buffers);
   absl::Status s = w->Init();
   if (!s.ok()) return s;
   return std::unique_ptr<Worker>(std::move(w));

@@ -14,8 +14,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "engine/packet_path.h"
+#include "common/clock.h"
 #include "engine/socket.h"
+#include "engine/worker_path.h"
 
 namespace peerrelay::engine {
 
@@ -35,22 +36,15 @@ class Worker {
   virtual void Run(const std::atomic<bool>* stop) = 0;
 };
 
-// `buffers`: receive buffers of kRxBufferBytes (a power of two).
-std::unique_ptr<Worker> MakeMmsgWorker(const SocketInfo& sock,
-                                       WorkerPath* path,
-                                       relay::Counters* counters,
-                                       size_t buffers = kRxBuffers);
-
-// Whether this process may use io_uring with provided buffer rings; the
-// error names the kernel's reason.
-absl::Status ProbeIoUring();
-
-// Must be called on the thread that will Run it (the ring is
-// SINGLE_ISSUER). Fails (with the kernel's reason) when io_uring or provided buffer rings
-// are unavailable: seccomp, kernel.io_uring_disabled, an old kernel.
-absl::StatusOr<std::unique_ptr<Worker>> MakeUringWorker(
-    const SocketInfo& sock, WorkerPath* path, relay::Counters* counters,
-    size_t buffers = kRxBuffers);
+// What both receive loops do with one received datagram (or GRO buffer):
+// count it and drop it when its source address cannot be read
+// (bad_source_address) or it was cut short (truncated), else read its
+// control messages from `h` and hand it to the path. `name` / `namelen` are
+// the source address as the kernel wrote it.
+void DeliverReceived(WorkerPath* path, relay::Counters* c,
+                     const sockaddr* name, socklen_t namelen, msghdr* h,
+                     const uint8_t* data, size_t len, size_t full_len,
+                     bool truncated, int64_t now_ns);
 
 }  // namespace peerrelay::engine
 

@@ -1,14 +1,11 @@
 #include "geneve/geneve.h"
 
-#include "absl/strings/str_cat.h"
+#include <cassert>
 
 namespace peerrelay::geneve {
 
-absl::Status Encode(const Header& h, uint8_t* out) {
-  if (h.vni > kMaxVni) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("VNI ", h.vni, " does not fit in 24 bits"));
-  }
+void Encode(const Header& h, uint8_t* out) {
+  assert(h.vni <= kMaxVni);
   out[0] = 0;
   out[1] = h.control ? 0x80 : 0;
   out[2] = static_cast<uint8_t>(h.protocol >> 8);
@@ -17,7 +14,6 @@ absl::Status Encode(const Header& h, uint8_t* out) {
   out[5] = static_cast<uint8_t>(h.vni >> 8);
   out[6] = static_cast<uint8_t>(h.vni);
   out[7] = 0;
-  return absl::OkStatus();
 }
 
 }  // namespace peerrelay::geneve

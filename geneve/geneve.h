@@ -30,7 +30,6 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "absl/status/status.h"
 
 namespace peerrelay::geneve {
 
@@ -61,9 +60,11 @@ inline bool Decode(const uint8_t* data, size_t len, Header* out) {
 }
 
 // Writes `h` into the 8 bytes at `out` (which must hold at least 8), as
-// version 0 with the reserved bits zero. InvalidArgument when the VNI does
-// not fit in 24 bits; nothing is written then.
-absl::Status Encode(const Header& h, uint8_t* out);
+// version 0 with the reserved bits zero. Cannot fail: `h.vni` must fit in
+// 24 bits (every VNI the relay holds does: it came from the VNI allocator
+// or from a decoded header). A wider one is a programming error that debug
+// builds stop on; release builds write its low 24 bits.
+void Encode(const Header& h, uint8_t* out);
 
 }  // namespace peerrelay::geneve
 

@@ -31,6 +31,8 @@ absl::string_view DropReasonName(DropReason r) {
     case DropReason::kAllocateNotAllowed: return "allocate_not_allowed";
     case DropReason::kAllocateFailed: return "allocate_failed";
     case DropReason::kControlWaitFull: return "control_wait_full";
+    case DropReason::kBadSourceAddress: return "bad_source_address";
+    case DropReason::kBadCompletion: return "bad_completion";
     case DropReason::kCount: break;
   }
   return "unknown";

@@ -53,6 +53,8 @@ enum class DropReason : uint8_t {
   kAllocateFailed,       // UDP allocate request the server could not serve
   kControlWaitFull,      // data that had to wait behind its source's queued
                          // control datagram, but the wait was full
+  kBadSourceAddress,     // the kernel gave a source address we cannot read
+  kBadCompletion,        // io_uring: a receive buffer not in the layout asked
   kCount,
 };
 inline constexpr size_t kNumDropReasons =

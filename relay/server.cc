@@ -297,7 +297,7 @@ Verdict Server::Classify(const uint8_t* pkt, size_t len, uint32_t count,
 
 size_t Server::SealReply(uint32_t vni, const disco::HandshakeMessage& msg,
                          const disco::SharedKey& key, uint8_t* out) const {
-  (void)geneve::Encode({.control = true,
+  geneve::Encode({.control = true,
                         .protocol = geneve::kProtocolDisco,
                         .vni = vni},
                        out);
@@ -518,7 +518,7 @@ bool Server::HandleAllocateRequest(const disco::EnvelopeView& env,
     resp.addresses.resize(kMaxResponseAddresses);
   }
   std::vector<uint8_t> body = disco::MarshalAllocateResponse(resp);
-  (void)geneve::Encode({.control = true,
+  geneve::Encode({.control = true,
                         .protocol = geneve::kProtocolDisco,
                         .vni = kAllocateVni},
                        reply->bytes.data());

@@ -166,7 +166,7 @@ class Server {
   // endpoint side's own packet/byte/last-seen figures move). The engine
   // counts received, relayed and drops itself, because a drop verdict it
   // may turn into a wait behind the source's queued control datagram
-  // (engine/packet_path.h, "Per-client order").
+  // (engine/worker_path.h, "Per-client order").
   Verdict Classify(const uint8_t* pkt, size_t len, uint32_t count,
                    size_t total_bytes, const SocketAddress& from,
                    int64_t now_ns);

@@ -24,7 +24,7 @@ Bytes TestClient::Seal(const disco::HandshakeMessage& msg,
 
 Bytes TestClient::SealRaw(const Bytes& pt, uint32_t geneve_vni) const {
   Bytes out(geneve::kHeaderSize + disco::kEnvelopeOverhead + pt.size());
-  (void)geneve::Encode({.control = true,
+  geneve::Encode({.control = true,
                         .protocol = geneve::kProtocolDisco,
                         .vni = geneve_vni},
                        out.data());
@@ -103,7 +103,7 @@ Bytes TestClient::Answer(const disco::HandshakeMessage& challenge) const {
 
 Bytes TestClient::Data(const Bytes& payload, uint16_t protocol) const {
   Bytes out(geneve::kHeaderSize);
-  (void)geneve::Encode({.control = false, .protocol = protocol, .vni = vni_},
+  geneve::Encode({.control = false, .protocol = protocol, .vni = vni_},
                        out.data());
   out.insert(out.end(), payload.begin(), payload.end());
   return out;

@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "absl/cleanup/cleanup.h"
-#include "engine/worker.h"
+#include "engine/uring_worker.h"
 #include "relay/test_client.h"
 #include "tests/relay_harness.h"
 

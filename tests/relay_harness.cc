@@ -3,7 +3,7 @@
 #include <chrono>
 #include <thread>
 
-#include "engine/packet_path.h"
+#include "common/clock.h"
 
 namespace peerrelay::testing {
 
@@ -14,7 +14,7 @@ absl::StatusOr<std::unique_ptr<RelayHarness>> RelayHarness::Start(
   h->loopback_ = loopback;
   config.addresses = {loopback};
   auto server = relay::Server::Create(std::move(config),
-                                      engine::MonotonicNowNs());
+                                      MonotonicNowNs());
   if (!server.ok()) return server.status();
   h->server_ = std::move(*server);
   options.bind = loopback;
@@ -36,7 +36,7 @@ Client RelayHarness::NewClient() {
 
 void RelayHarness::AllocatePair(Client& a, Client& b) {
   relay::EndpointInfo ep =
-      server_->Allocate(a.disco->key(), b.disco->key(), engine::MonotonicNowNs())
+      server_->Allocate(a.disco->key(), b.disco->key(), MonotonicNowNs())
           .value();
   a.disco->SetEndpoint(ep.vni, b.disco->key());
   b.disco->SetEndpoint(ep.vni, a.disco->key());

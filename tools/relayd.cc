@@ -266,7 +266,7 @@ int Main(int argc, char** argv) {
   cfg.bind_lifetime_ns = absl::ToInt64Nanoseconds(bind_lt);
   cfg.steady_state_lifetime_ns = absl::ToInt64Nanoseconds(steady_lt);
   cfg.max_endpoints = absl::GetFlag(FLAGS_max_endpoints);
-  auto server = relay::Server::Create(cfg, engine::MonotonicNowNs());
+  auto server = relay::Server::Create(cfg, MonotonicNowNs());
   if (!server.ok()) return bad(std::string(server.status().message()));
   (*server)->SetAllocateAllowlist(*allow);
 

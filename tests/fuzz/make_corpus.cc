@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
   for (auto h : {geneve::Header{.control = true, .protocol = geneve::kProtocolDisco, .vni = 1},
                  geneve::Header{.protocol = geneve::kProtocolWireGuard, .vni = 456}}) {
     Bytes b(8);
-    (void)geneve::Encode(h, b.data());
+    geneve::Encode(h, b.data());
     Write(root + "/geneve_fuzzer", &n, b);
   }
 

@@ -2,7 +2,7 @@
 // (one GSO send per run of same-destination, same-size datagrams, a shorter
 // one closing the run), in what order they arrive, and what a failing send
 // costs.
-#include "engine/packet_path.h"
+#include "engine/gso_batcher.h"
 
 #include <gtest/gtest.h>
 #include <netinet/udp.h>

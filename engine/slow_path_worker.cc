@@ -1,0 +1,65 @@
+#include "engine/slow_path_worker.h"
+
+namespace peerrelay::engine {
+
+SlowPathWorker::SlowPathWorker(relay::Server* server, SlowPathQueue* queue,
+                               relay::Counters* counters, const Clock* clock,
+                               bool start_thread)
+    : server_(server), queue_(queue), counters_(counters), clock_(clock) {
+  if (start_thread) thread_ = std::thread([this] { Run(); });
+}
+
+SlowPathWorker::~SlowPathWorker() { Stop(); }
+
+void SlowPathWorker::Stop() {
+  stop_.store(true);
+  queue_->Close();
+  if (thread_.joinable()) thread_.join();
+}
+
+void SlowPathWorker::Run() {
+  while (!stop_.load(std::memory_order_relaxed)) HandleOne(100);
+}
+
+bool SlowPathWorker::HandleOne(int timeout_ms) {
+  const QueueItem* item = queue_->Front(timeout_ms);
+  if (item == nullptr) return false;
+  if (item->kind == QueueItem::kControl) {
+    HandleControl(*item);
+  } else {
+    HandleWaitingData(*item);
+  }
+  queue_->Release();
+  return true;
+}
+
+void SlowPathWorker::HandleControl(const QueueItem& item) {
+  relay::ControlReply reply;
+  if (!server_->HandleControl(item.bytes, item.len, item.from,
+                              clock_->NowNs(), counters_, &reply)) {
+    return;
+  }
+  if (!item.writer->SendNow(reply.bytes.data(), reply.len, reply.destination,
+                            item.local)) {
+    counters_->send_failed.Add();
+  }
+}
+
+void SlowPathWorker::HandleWaitingData(const QueueItem& item) {
+  relay::Verdict v = server_->Classify(item.bytes, item.len, 1, item.len,
+                                       item.from, clock_->NowNs());
+  if (v.kind != relay::Verdict::kForward) {
+    counters_->Drop(v.reason);
+    return;
+  }
+  counters_->relayed.Add();
+  counters_->relayed_bytes.Add(item.len);
+  // Sent unchanged through the worker's writer, the kernel choosing the
+  // source address, as the worker would have sent it.
+  if (!item.writer->SendNow(item.bytes, item.len, v.destination,
+                            LocalAddress{})) {
+    counters_->send_failed.Add();
+  }
+}
+
+}  // namespace peerrelay::engine
