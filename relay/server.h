@@ -1,6 +1,8 @@
-// Server: the relay's semantics, with no I/O (../shared/PROTOCOL.md,
-// "Server behaviour"). Bytes, a source address and `now` go in; a verdict,
-// or a reply to send, comes out. The engine (engine/) owns the sockets.
+// Server: the relay's semantics, with no I/O (docs/protocol.md, "Server
+// behaviour"). Bytes, a source address and `now` go in; a verdict, or a
+// reply to send, comes out. The engine (engine/) owns the sockets. The
+// endpoints live in an EndpointTable (endpoint_table.h); the handshake rules
+// of each dialect are in handshake.h.
 //
 // Pipeline of one datagram:
 //   engine recv -> Process() -> Forward{dest}  -> engine sends it unchanged
@@ -8,12 +10,12 @@
 //                                                 -> reply bytes + dest
 //                            -> Drop{reason}   (counted, nothing sent)
 //
-// Concurrency. Endpoints live in a table of kNumShards shards keyed by VNI,
-// each behind its own std::shared_mutex. Process() (every core, every data
-// datagram) takes one shard's lock shared and never a global lock; the slow
-// path and expiry take a shard's lock exclusively only to apply a state
-// change, never while doing crypto. Allocation and the key-pair index are
-// behind `alloc_mu_`; lock order is alloc_mu_, then a shard.
+// Concurrency. Process() (every core, every data datagram) takes one shard
+// lock of the table shared and never a global lock; the slow path and
+// expiry take a shard lock exclusively only to apply a state change, never
+// while doing crypto. Allocation and the key-pair index are behind
+// `alloc_mu_`; lock order is alloc_mu_, then one shard (lock_order.h,
+// checked in debug builds).
 //
 // Time is int64 nanoseconds on a monotonic clock, passed in by the caller
 // (read once per batch), so tests drive it with a fake clock.
@@ -51,6 +53,8 @@
 #include "geneve/geneve.h"
 #include "relay/challenge_mac.h"
 #include "relay/counters.h"
+#include "relay/endpoint_table.h"
+#include "relay/lock_order.h"
 #include "relay/vni_allocator.h"
 
 namespace peerrelay::relay {
@@ -85,19 +89,6 @@ struct EndpointInfo {
   int64_t steady_state_lifetime_ns = 0;
 };
 
-// One endpoint as the session view shows it.
-struct SessionInfo {
-  uint32_t vni = 0;
-  uint64_t lamport_id = 0;
-  std::array<disco::DiscoKey, 2> client_keys;
-  std::array<std::optional<SocketAddress>, 2> bound;
-  int64_t allocated_at_ns = 0;
-  std::array<int64_t, 2> last_seen_ns{};  // 0: never
-  // Relayed *from* side i (to the other side).
-  std::array<uint64_t, 2> packets{};
-  std::array<uint64_t, 2> bytes{};
-};
-
 struct Verdict {
   enum Kind : uint8_t { kForward, kSlowPath, kDrop };
   Kind kind = kDrop;
@@ -127,10 +118,6 @@ struct ControlReply {
 
 class Server {
  public:
-  // 256 shards: with VNIs handed out in sequence, endpoints spread evenly,
-  // and two cores contend only when they touch the same shard at once.
-  static constexpr uint32_t kNumShards = 256;
-
   static absl::StatusOr<std::unique_ptr<Server>> Create(ServerConfig config,
                                                         int64_t now_ns);
   ~Server();
@@ -204,29 +191,35 @@ class Server {
                       const SocketAddress& b, int64_t now_ns);
 
  private:
-  struct Side;
-  struct Endpoint;
-  struct alignas(64) Shard {
-    mutable std::shared_mutex mu;
-    absl::flat_hash_map<uint32_t, std::unique_ptr<Endpoint>> endpoints;
-  };
   using KeyPairIndex =
       absl::flat_hash_map<std::pair<disco::DiscoKey, disco::DiscoKey>,
                           uint32_t>;
+  struct OpenedControl;
 
   Server(ServerConfig config, disco::KeyPair key_pair, int64_t now_ns);
 
-  Shard& ShardFor(uint32_t vni) { return shards_[vni % kNumShards]; }
-  const Shard& ShardFor(uint32_t vni) const {
-    return shards_[vni % kNumShards];
-  }
-  bool ExpiredLocked(const Endpoint& ep, int64_t now_ns) const;
-  // Removes `vni` from its shard, the pair index and the VNI pool (only if
+  // Removes `vni` from the table, the pair index and the VNI pool (only if
   // it has expired at `if_expired_at`, when given). Needs alloc_mu_ held.
   bool RemoveEndpointLocked(uint32_t vni,
                             std::optional<int64_t> if_expired_at);
   EndpointInfo InfoLocked(const Endpoint& ep) const;
-  size_t SealReply(uint32_t vni, const disco::HandshakeMessage& msg,
+  // Step 1 of a handshake message: look up its endpoint and side, get the
+  // side's shared key (computed once, then cached), open the box, parse
+  // it, and check what needs no endpoint state. Crypto runs outside every
+  // lock. kCount when `out` is ready to apply.
+  DropReason OpenControl(const geneve::Header& h,
+                         const disco::EnvelopeView& env,
+                         const SocketAddress& from, int64_t now_ns,
+                         Counters* c, OpenedControl* out);
+  // The side's cached shared key, computing and caching it on first use.
+  std::optional<disco::SharedKey> SharedKeyFor(uint32_t vni, int side,
+                                               uint64_t lamport,
+                                               const disco::DiscoKey& sender,
+                                               Counters* c);
+  // Geneve (control, Disco, `vni`) + an envelope from the server sealing
+  // `pt` with `key`; returns the reply's length. Used for Challenges and
+  // allocate responses alike.
+  size_t SealReply(uint32_t vni, const uint8_t* pt, size_t pt_len,
                    const disco::SharedKey& key, uint8_t* out) const;
   bool HandleAllocateRequest(const disco::EnvelopeView& env,
                              const SocketAddress& from, int64_t now_ns,
@@ -239,7 +232,7 @@ class Server {
   const uint32_t max_endpoints_;
   ChallengeMac mac_;
 
-  mutable std::mutex alloc_mu_;
+  mutable AllocationMutex alloc_mu_;
   VniAllocator vnis_;                          // guarded by alloc_mu_
   KeyPairIndex by_pair_;                       // guarded by alloc_mu_
   uint64_t lamport_ = 0;                       // guarded by alloc_mu_
@@ -247,8 +240,7 @@ class Server {
   std::vector<SocketAddress> addresses_;       // guarded by alloc_mu_
   absl::flat_hash_set<disco::DiscoKey> allocate_allowlist_;  // alloc_mu_
 
-  std::atomic<size_t> endpoint_count_{0};
-  std::array<Shard, kNumShards> shards_;
+  EndpointTable table_;
 };
 
 }  // namespace peerrelay::relay

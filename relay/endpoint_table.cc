@@ -1,0 +1,105 @@
+#include "relay/endpoint_table.h"
+
+#include <algorithm>
+
+namespace peerrelay::relay {
+
+void EndpointTable::Insert(std::unique_ptr<Endpoint> ep) {
+  const uint32_t vni = ep->vni;
+  WithExclusive(vni, [&](Endpoint*) {
+    ShardFor(vni).endpoints.emplace(vni, std::move(ep));
+  });
+  count_.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::unique_ptr<Endpoint> EndpointTable::Remove(
+    uint32_t vni, std::optional<int64_t> if_expired_at) {
+  std::unique_ptr<Endpoint> gone = WithExclusive(
+      vni, [&](Endpoint* ep) -> std::unique_ptr<Endpoint> {
+        if (ep == nullptr) return nullptr;
+        if (if_expired_at && !Expired(*ep, *if_expired_at)) return nullptr;
+        auto& map = ShardFor(vni).endpoints;
+        auto it = map.find(vni);
+        std::unique_ptr<Endpoint> out = std::move(it->second);
+        map.erase(it);
+        return out;
+      });
+  if (gone) count_.fetch_sub(1, std::memory_order_relaxed);
+  return gone;
+}
+
+bool EndpointTable::Expired(const Endpoint& ep, int64_t now_ns) const {
+  if (!ep.BothBound()) {
+    return now_ns - ep.allocated_at_ns > bind_lifetime_ns_;
+  }
+  for (const Side& s : ep.sides) {
+    if (now_ns - s.stats.last_seen_ns.load(std::memory_order_relaxed) >
+        steady_state_lifetime_ns_) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void EndpointTable::CollectExpired(uint32_t shard, int64_t now_ns,
+                                   std::vector<uint32_t>* out) const {
+  const Shard& s = shards_[shard % kNumShards];
+  ShardLockScope scope;
+  std::shared_lock<std::shared_mutex> l(s.mu);
+  for (const auto& [vni, ep] : s.endpoints) {
+    if (Expired(*ep, now_ns)) out->push_back(vni);
+  }
+}
+
+size_t EndpointTable::bound_count() const {
+  size_t n = 0;
+  for (const Shard& shard : shards_) {
+    ShardLockScope scope;
+    std::shared_lock<std::shared_mutex> l(shard.mu);
+    for (const auto& [vni, ep] : shard.endpoints) n += ep->BothBound();
+  }
+  return n;
+}
+
+std::vector<SessionInfo> EndpointTable::Sessions(size_t limit,
+                                                 size_t* total) const {
+  // Pass 1: the VNIs only, then the lowest `limit` of them.
+  std::vector<uint32_t> vnis;
+  vnis.reserve(size());
+  for (const Shard& shard : shards_) {
+    ShardLockScope scope;
+    std::shared_lock<std::shared_mutex> l(shard.mu);
+    for (const auto& [vni, ep] : shard.endpoints) vnis.push_back(vni);
+  }
+  if (total != nullptr) *total = vnis.size();
+  if (vnis.size() > limit) {
+    std::nth_element(vnis.begin(), vnis.begin() + limit, vnis.end());
+    vnis.resize(limit);
+  }
+  std::sort(vnis.begin(), vnis.end());
+  // Pass 2: copy those (an endpoint removed in between is skipped).
+  std::vector<SessionInfo> out;
+  out.reserve(vnis.size());
+  for (uint32_t vni : vnis) {
+    WithShared(vni, [&](const Endpoint* ep) {
+      if (ep == nullptr) return;
+      SessionInfo s;
+      s.vni = vni;
+      s.lamport_id = ep->lamport_id;
+      s.allocated_at_ns = ep->allocated_at_ns;
+      for (int i = 0; i < 2; ++i) {
+        const Side& side = ep->sides[i];
+        s.client_keys[i] = side.key;
+        if (side.bound) s.bound[i] = side.addr;
+        s.last_seen_ns[i] =
+            side.stats.last_seen_ns.load(std::memory_order_relaxed);
+        s.packets[i] = side.stats.packets.load(std::memory_order_relaxed);
+        s.bytes[i] = side.stats.bytes.load(std::memory_order_relaxed);
+      }
+      out.push_back(std::move(s));
+    });
+  }
+  return out;
+}
+
+}  // namespace peerrelay::relay

@@ -1,0 +1,161 @@
+// EndpointTable: every endpoint of the relay, in kNumShards shards keyed by
+// VNI, each behind its own std::shared_mutex. It owns the per-endpoint state
+// (the two sides, their bound addresses and handshake state, their traffic
+// figures), removal, the expiry test and the session view; it knows nothing
+// of allocation (Server) or of the handshake rules (handshake.h).
+//
+// Locking. Readers (the fast path, on every core) take one shard shared;
+// writers (handshakes, removal) take it exclusively and only to change
+// state, never across crypto. One shard lock at a time, and never before
+// the allocation mutex (lock_order.h; checked in debug builds).
+//
+//   table.WithShared(vni, [&](const Endpoint* ep) { ... });  // may be null
+//   table.WithExclusive(vni, [&](Endpoint* ep) { ... });
+#ifndef PEERRELAY_RELAY_ENDPOINT_TABLE_H_
+#define PEERRELAY_RELAY_ENDPOINT_TABLE_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "common/socket_address.h"
+#include "disco/key.h"
+#include "disco/message.h"
+#include "relay/lock_order.h"
+
+namespace peerrelay::relay {
+
+// Hot per-side state the fast path writes, on its own cache line so the
+// two sides (often relayed by different cores) never share one. Written
+// under the shard's shared lock, hence atomic.
+struct alignas(64) SideStats {
+  std::atomic<int64_t> last_seen_ns{0};
+  std::atomic<uint64_t> packets{0};
+  std::atomic<uint64_t> bytes{0};
+};
+
+// One client of an endpoint. Guarded by the shard lock except `stats`.
+struct Side {
+  disco::DiscoKey key;
+  // Computed on the first control message from this side (not at
+  // allocation, so allocation floods cost no Curve25519 work) and cached.
+  std::optional<disco::SharedKey> shared;
+  bool bound = false;
+  SocketAddress addr;  // valid when bound
+  // current dialect: generation of the handshake in progress, 0 for none.
+  uint32_t in_progress_generation = 0;
+  // seed dialect: the address the first Bind came from, and the challenge.
+  bool bind_seen = false;
+  SocketAddress bind_addr;
+  disco::Challenge seed_challenge{};
+  // Atomics the fast path updates under the shard's *shared* lock, so
+  // writable through a const Endpoint.
+  mutable SideStats stats;
+};
+
+struct Endpoint {
+  uint32_t vni = 0;
+  uint64_t lamport_id = 0;
+  int64_t allocated_at_ns = 0;
+  std::array<Side, 2> sides;  // sorted by key
+
+  bool BothBound() const { return sides[0].bound && sides[1].bound; }
+  int SideOf(const disco::DiscoKey& k) const {
+    if (sides[0].key == k) return 0;
+    if (sides[1].key == k) return 1;
+    return -1;
+  }
+};
+
+// One endpoint as the session view shows it.
+struct SessionInfo {
+  uint32_t vni = 0;
+  uint64_t lamport_id = 0;
+  std::array<disco::DiscoKey, 2> client_keys;
+  std::array<std::optional<SocketAddress>, 2> bound;
+  int64_t allocated_at_ns = 0;
+  std::array<int64_t, 2> last_seen_ns{};  // 0: never
+  // Relayed *from* side i (to the other side).
+  std::array<uint64_t, 2> packets{};
+  std::array<uint64_t, 2> bytes{};
+};
+
+class EndpointTable {
+ public:
+  // 256 shards: with VNIs handed out in sequence, endpoints spread evenly,
+  // and two cores contend only when they touch the same shard at once.
+  static constexpr uint32_t kNumShards = 256;
+
+  EndpointTable(int64_t bind_lifetime_ns, int64_t steady_state_lifetime_ns)
+      : bind_lifetime_ns_(bind_lifetime_ns),
+        steady_state_lifetime_ns_(steady_state_lifetime_ns) {}
+
+  // Calls fn(const Endpoint*) under the shard's shared lock (nullptr when
+  // `vni` is not in the table) and returns what it returns. The pointer is
+  // valid only inside fn.
+  template <typename Fn>
+  auto WithShared(uint32_t vni, Fn&& fn) const {
+    const Shard& shard = ShardFor(vni);
+    ShardLockScope scope;
+    std::shared_lock<std::shared_mutex> l(shard.mu);
+    auto it = shard.endpoints.find(vni);
+    return fn(it == shard.endpoints.end() ? nullptr : it->second.get());
+  }
+  // The same with the shard's exclusive lock and a mutable endpoint.
+  template <typename Fn>
+  auto WithExclusive(uint32_t vni, Fn&& fn) {
+    Shard& shard = ShardFor(vni);
+    ShardLockScope scope;
+    std::unique_lock<std::shared_mutex> l(shard.mu);
+    auto it = shard.endpoints.find(vni);
+    return fn(it == shard.endpoints.end() ? nullptr : it->second.get());
+  }
+
+  void Insert(std::unique_ptr<Endpoint> ep);
+  // Removes `vni` (only if it has expired at `if_expired_at`, when given)
+  // and returns it; nullptr when nothing was removed.
+  std::unique_ptr<Endpoint> Remove(uint32_t vni,
+                                   std::optional<int64_t> if_expired_at);
+  // Not bound on both sides and older than the bind lifetime, or bound and
+  // either side silent for longer than the steady-state lifetime.
+  bool Expired(const Endpoint& ep, int64_t now_ns) const;
+  // Appends the VNIs of shard `shard` that have expired at `now_ns` (read
+  // under the shared lock; Remove re-checks).
+  void CollectExpired(uint32_t shard, int64_t now_ns,
+                      std::vector<uint32_t>* out) const;
+
+  // The `limit` lowest VNIs (a scan of 4 bytes per endpoint first, then a
+  // copy of those only); `total` (when given) gets how many there are.
+  std::vector<SessionInfo> Sessions(
+      size_t limit = std::numeric_limits<size_t>::max(),
+      size_t* total = nullptr) const;
+  size_t size() const { return count_.load(std::memory_order_relaxed); }
+  // Endpoints bound on both sides, counted without copying sessions.
+  size_t bound_count() const;
+
+ private:
+  struct alignas(64) Shard {
+    mutable std::shared_mutex mu;
+    absl::flat_hash_map<uint32_t, std::unique_ptr<Endpoint>> endpoints;
+  };
+  Shard& ShardFor(uint32_t vni) { return shards_[vni % kNumShards]; }
+  const Shard& ShardFor(uint32_t vni) const {
+    return shards_[vni % kNumShards];
+  }
+
+  const int64_t bind_lifetime_ns_;
+  const int64_t steady_state_lifetime_ns_;
+  std::atomic<size_t> count_{0};
+  std::array<Shard, kNumShards> shards_;
+};
+
+}  // namespace peerrelay::relay
+
+#endif  // PEERRELAY_RELAY_ENDPOINT_TABLE_H_
