@@ -51,22 +51,8 @@ absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(relay::Server* server,
         "rx_buffers must be a power of two from 1 to 32768");
   }
 
-  r->engine_ = options.engine;
-  if (options.engine != EngineKind::kMmsg) {
-    absl::Status probe = ProbeIoUring();
-    if (probe.ok()) {
-      r->engine_ = EngineKind::kIoUring;
-    } else if (options.engine == EngineKind::kIoUring) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "io_uring engine requested but unavailable: ", probe.ToString()));
-    } else {
-      r->engine_ = EngineKind::kMmsg;
-      r->engine_note_ = absl::StrCat(
-          "io_uring unavailable (", probe.ToString(),
-          "; blocked by seccomp or kernel.io_uring_disabled?): using the "
-          "recvmmsg/sendmmsg engine");
-    }
-  }
+  absl::Status chosen = r->ChooseEngine();
+  if (!chosen.ok()) return chosen;
 
   // Sockets: the first one fixes the port (when asked for port 0), the
   // others join it with SO_REUSEPORT.
@@ -102,7 +88,31 @@ absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(relay::Server* server,
                                               &r->slow_counters_,
                                               options.clock);
 
-  Relay* self = r.get();
+  r->StartThreads(workers);
+  return r;
+}
+
+absl::Status Relay::ChooseEngine() {
+  engine_ = options_.engine;
+  if (options_.engine == EngineKind::kMmsg) return absl::OkStatus();
+  absl::Status probe = ProbeIoUring();
+  if (probe.ok()) {
+    engine_ = EngineKind::kIoUring;
+  } else if (options_.engine == EngineKind::kIoUring) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "io_uring engine requested but unavailable: ", probe.ToString()));
+  } else {
+    engine_ = EngineKind::kMmsg;
+    engine_note_ = absl::StrCat(
+        "io_uring unavailable (", probe.ToString(),
+        "; blocked by seccomp or kernel.io_uring_disabled?): using the "
+        "recvmmsg/sendmmsg engine");
+  }
+  return absl::OkStatus();
+}
+
+void Relay::StartThreads(int workers) {
+  Relay* self = this;
   const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   for (int i = 0; i < workers; ++i) {
     self->threads_.emplace_back([self, i, ncpu] {
@@ -147,7 +157,6 @@ absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(relay::Server* server,
       }
     }
   });
-  return r;
 }
 
 Relay::~Relay() { Stop(); }

@@ -93,6 +93,12 @@ class Relay {
 
  private:
   Relay() = default;
+  // Settles engine_ (and engine_note_) from options_.engine and what the
+  // kernel allows.
+  absl::Status ChooseEngine();
+  // One thread per worker (each builds its Worker on its own thread: the
+  // ring is SINGLE_ISSUER), and the expiry thread.
+  void StartThreads(int workers);
 
   relay::Server* server_ = nullptr;
   RelayOptions options_;

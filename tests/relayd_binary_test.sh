@@ -69,7 +69,7 @@ for pair in "127.0.0.1|127.0.0.1" "::1|[::1]" "::|127.0.0.1" "::|[::1]"; do
     kill -TERM $pid
     wait $pid || fail "relayd exit code $? on SIGTERM"
     grep -q "final: endpoints=1 " "$log" || fail "final counters"
-    grep -q "handshakes=2 " "$log" || fail "handshakes"
+    grep -q "handshakes_completed=2 " "$log" || fail "handshakes"
     grep -q "send_failed=0 " "$log" || fail "failed sends"
     # Probes sent before the last Answer was processed may be not_bound;
     # any other drop is a failure.

@@ -164,9 +164,16 @@ absl::StatusOr<SocketAddress> ParseHostMaybePort(const std::string& s,
   return bare;
 }
 
+// One line of every per-core counter (the field list in relay/counters.h,
+// so a new counter needs no edit here), then the drops by reason.
 void LogCounters(const char* when, const engine::Relay& r,
                  const relay::Server& s) {
-  relay::CountersSnapshot c = r.Counters();
+  const relay::CountersSnapshot c = r.Counters();
+  std::string line = absl::StrCat("endpoints=", s.endpoint_count());
+#define PEERRELAY_APPEND_COUNTER(field, metric, help) \
+  absl::StrAppend(&line, " " #field "=", c.field);
+  PEERRELAY_COUNTER_FIELDS(PEERRELAY_APPEND_COUNTER)
+#undef PEERRELAY_APPEND_COUNTER
   std::string drops;
   for (size_t i = 0; i < relay::kNumDropReasons; ++i) {
     if (c.dropped[i] == 0) continue;
@@ -174,192 +181,239 @@ void LogCounters(const char* when, const engine::Relay& r,
                     relay::DropReasonName(relay::DropReason(i)), "=",
                     c.dropped[i]);
   }
-  std::fprintf(stderr,
-               "relayd: %s: endpoints=%zu received=%lu relayed=%lu "
-               "relayed_bytes=%lu to_slow_path=%lu challenges=%lu "
-               "handshakes=%lu gso_sends=%lu kernel_drops=%lu "
-               "send_failed=%lu dropped=%lu%s%s%s\n",
-               when, s.endpoint_count(), c.received, c.relayed,
-               c.relayed_bytes, c.to_slow_path, c.challenges_sent,
-               c.handshakes_completed, c.gso_sends, c.kernel_drops,
-               c.send_failed, c.DroppedTotal(), drops.empty() ? "" : " (",
-               drops.c_str(), drops.empty() ? "" : ")");
+  absl::StrAppend(&line, " dropped=", c.DroppedTotal());
+  if (!drops.empty()) absl::StrAppend(&line, " (", drops, ")");
+  std::fprintf(stderr, "relayd: %s: %s\n", when, line.c_str());
 }
 
-int Main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "peer relay appliance (Tailscale peer-relay protocol)\n"
-      "  relayd --port=7777 [--advertise=IP,...] [--key_file=PATH]");
-  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
-  auto bad = [](const std::string& msg) {
-    std::fprintf(stderr, "relayd: %s\n", msg.c_str());
-    return 2;
-  };
-  if (rest.size() > 1) return bad(absl::StrCat("unexpected argument '", rest[1], "'"));
+// An --advertise entry, parsed once: its port is the relay's unless given.
+struct AdvertiseSpec {
+  SocketAddress addr;
+  bool explicit_port = false;
+};
 
-  const bool check = absl::GetFlag(FLAGS_check_config);
-  const std::string key_file = absl::GetFlag(FLAGS_key_file);
-  // A dry run does not create the key file.
-  const bool key_missing = !key_file.empty() && access(key_file.c_str(), F_OK) != 0;
-  auto kp = check && key_missing ? absl::StatusOr<disco::KeyPair>(disco::KeyPair::Generate())
-                                 : LoadOrCreateKey(key_file);
-  if (!kp.ok()) return bad(std::string(kp.status().message()));
-  if (absl::GetFlag(FLAGS_print_public_key)) {
-    std::printf("%s\n", kp->public_key().ToText().c_str());
-    return 0;
-  }
-  const int port = absl::GetFlag(FLAGS_port);
-  if (port < 0 || port > 65535) return bad("--port must be 0..65535");
-  disco::Dialect dialect;
-  if (!disco::ParseDialect(absl::GetFlag(FLAGS_profile), &dialect)) {
-    return bad("--profile must be 'current' or 'seed'");
-  }
-  engine::EngineKind kind;
-  if (!engine::ParseEngineKind(absl::GetFlag(FLAGS_engine), &kind)) {
-    return bad("--engine must be auto, io_uring or mmsg");
-  }
-  if (absl::GetFlag(FLAGS_workers) < 0) return bad("--workers must be >= 0");
-  const absl::Duration bind_lt = absl::GetFlag(FLAGS_bind_lifetime);
-  const absl::Duration steady_lt = absl::GetFlag(FLAGS_steady_state_lifetime);
-  if (bind_lt <= absl::ZeroDuration() || steady_lt <= absl::ZeroDuration()) {
-    return bad("lifetimes must be positive");
-  }
-  auto listen = ParseHostMaybePort(absl::GetFlag(FLAGS_listen), uint16_t(port));
-  if (!listen.ok()) return bad(absl::StrCat("--listen: ", listen.status().message()));
-  auto allow = LoadAllowlist(absl::GetFlag(FLAGS_allocate_allowlist));
-  if (!allow.ok()) return bad(std::string(allow.status().message()));
-  auto token = LoadToken(absl::GetFlag(FLAGS_admin_token_file));
-  if (!token.ok()) return bad(std::string(token.status().message()));
+// Everything the flags say, checked: what --check_config reports and what
+// serving uses.
+struct RelaydConfig {
+  std::optional<disco::KeyPair> key_pair;  // always set by ParseConfig
+  std::string key_file;
+  bool key_missing = false;  // --check_config with a key file not there yet
+  uint16_t port = 0;
+  SocketAddress listen;
+  std::vector<AdvertiseSpec> advertise;
+  disco::Dialect dialect = disco::Dialect::kCurrent;
+  engine::EngineKind engine = engine::EngineKind::kAuto;
+  int workers = 0;
+  bool pin_cpus = false;
+  absl::Duration bind_lifetime, steady_state_lifetime;
+  uint32_t max_endpoints = 0;
+  absl::flat_hash_set<disco::DiscoKey> allowlist;
+  std::string token;
   std::optional<SocketAddress> admin_listen;
+  double alloc_rate = 0, alloc_burst = 0;
+  absl::Duration stats_interval, run_for, drain_timeout;
+};
+
+absl::StatusOr<AdvertiseSpec> ParseAdvertise(const std::string& s) {
+  if (auto full = SocketAddress::Parse(s); full.ok()) {
+    return AdvertiseSpec{*full, true};
+  }
+  absl::StatusOr<SocketAddress> bare = ParseHostMaybePort(s, 0);
+  if (!bare.ok()) return bare.status();
+  return AdvertiseSpec{*bare, false};
+}
+
+// Reads and checks every flag except --print_public_key and --check_config.
+// `dry_run`: a missing key file is not created.
+absl::StatusOr<RelaydConfig> ParseConfig(bool dry_run) {
+  RelaydConfig c;
+  c.key_file = absl::GetFlag(FLAGS_key_file);
+  c.key_missing = !c.key_file.empty() && access(c.key_file.c_str(), F_OK) != 0;
+  auto kp = dry_run && c.key_missing
+                ? absl::StatusOr<disco::KeyPair>(disco::KeyPair::Generate())
+                : LoadOrCreateKey(c.key_file);
+  if (!kp.ok()) return kp.status();
+  c.key_pair = *kp;
+  const int port = absl::GetFlag(FLAGS_port);
+  if (port < 0 || port > 65535) return Fail("--port must be 0..65535");
+  c.port = uint16_t(port);
+  if (!disco::ParseDialect(absl::GetFlag(FLAGS_profile), &c.dialect)) {
+    return Fail("--profile must be 'current' or 'seed'");
+  }
+  if (!engine::ParseEngineKind(absl::GetFlag(FLAGS_engine), &c.engine)) {
+    return Fail("--engine must be auto, io_uring or mmsg");
+  }
+  c.workers = absl::GetFlag(FLAGS_workers);
+  if (c.workers < 0) return Fail("--workers must be >= 0");
+  c.pin_cpus = absl::GetFlag(FLAGS_pin_cpus);
+  c.bind_lifetime = absl::GetFlag(FLAGS_bind_lifetime);
+  c.steady_state_lifetime = absl::GetFlag(FLAGS_steady_state_lifetime);
+  if (c.bind_lifetime <= absl::ZeroDuration() ||
+      c.steady_state_lifetime <= absl::ZeroDuration()) {
+    return Fail("lifetimes must be positive");
+  }
+  c.max_endpoints = absl::GetFlag(FLAGS_max_endpoints);
+  auto listen = ParseHostMaybePort(absl::GetFlag(FLAGS_listen), c.port);
+  if (!listen.ok()) {
+    return Fail(absl::StrCat("--listen: ", listen.status().message()));
+  }
+  c.listen = *listen;
+  for (const std::string& a : absl::GetFlag(FLAGS_advertise)) {
+    auto spec = ParseAdvertise(a);
+    if (!spec.ok()) return Fail(absl::StrCat("--advertise: bad address '", a, "'"));
+    c.advertise.push_back(*spec);
+  }
+  auto allow = LoadAllowlist(absl::GetFlag(FLAGS_allocate_allowlist));
+  if (!allow.ok()) return allow.status();
+  c.allowlist = std::move(*allow);
+  auto token = LoadToken(absl::GetFlag(FLAGS_admin_token_file));
+  if (!token.ok()) return token.status();
+  c.token = *token;
   if (absl::GetFlag(FLAGS_admin_listen) != "off") {
     auto a = SocketAddress::Parse(absl::GetFlag(FLAGS_admin_listen));
-    if (!a.ok()) return bad(absl::StrCat("--admin_listen: ", a.status().message()));
-    admin_listen = *a;
+    if (!a.ok()) return Fail(absl::StrCat("--admin_listen: ", a.status().message()));
+    c.admin_listen = *a;
   }
-  if (absl::GetFlag(FLAGS_alloc_rate) <= 0 || absl::GetFlag(FLAGS_alloc_burst) < 1) {
-    return bad("--alloc_rate must be > 0 and --alloc_burst >= 1");
+  c.alloc_rate = absl::GetFlag(FLAGS_alloc_rate);
+  c.alloc_burst = absl::GetFlag(FLAGS_alloc_burst);
+  if (c.alloc_rate <= 0 || c.alloc_burst < 1) {
+    return Fail("--alloc_rate must be > 0 and --alloc_burst >= 1");
   }
+  c.stats_interval = absl::GetFlag(FLAGS_stats_interval);
+  c.run_for = absl::GetFlag(FLAGS_run_for);
+  c.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  return c;
+}
 
-  for (const std::string& a : absl::GetFlag(FLAGS_advertise)) {
-    if (!ParseHostMaybePort(a, uint16_t(port)).ok()) {
-      return bad(absl::StrCat("--advertise: bad address '", a, "'"));
-    }
-  }
-  if (check) {
-    std::printf("config ok: port %d, listen %s, engine %s, profile %s, "
-                "key %s, %zu allowlisted keys, admin %s, HTTP allocation %s\n",
-                port, listen->IpString().c_str(),
-                absl::GetFlag(FLAGS_engine).c_str(),
-                absl::GetFlag(FLAGS_profile).c_str(),
-                key_file.empty() ? "new at every start"
-                : key_missing    ? "would be created"
-                                 : kp->public_key().ToText().c_str(),
-                allow->size(),
-                admin_listen ? admin_listen->ToString().c_str() : "off",
-                token->empty() ? "refused (no token)" : "token required");
-    return 0;
-  }
+int PrintCheck(const RelaydConfig& c) {
+  std::printf("config ok: port %d, listen %s, engine %s, profile %s, "
+              "key %s, %zu allowlisted keys, admin %s, HTTP allocation %s\n",
+              c.port, c.listen.IpString().c_str(),
+              std::string(engine::EngineName(c.engine)).c_str(),
+              std::string(disco::DialectName(c.dialect)).c_str(),
+              c.key_file.empty() ? "new at every start"
+              : c.key_missing    ? "would be created"
+                                 : c.key_pair->public_key().ToText().c_str(),
+              c.allowlist.size(),
+              c.admin_listen ? c.admin_listen->ToString().c_str() : "off",
+              c.token.empty() ? "refused (no token)" : "token required");
+  return 0;
+}
 
-  relay::ServerConfig cfg;
-  cfg.key_pair = *kp;
-  cfg.dialect = dialect;
-  cfg.bind_lifetime_ns = absl::ToInt64Nanoseconds(bind_lt);
-  cfg.steady_state_lifetime_ns = absl::ToInt64Nanoseconds(steady_lt);
-  cfg.max_endpoints = absl::GetFlag(FLAGS_max_endpoints);
-  auto server = relay::Server::Create(cfg, MonotonicNowNs());
-  if (!server.ok()) return bad(std::string(server.status().message()));
-  (*server)->SetAllocateAllowlist(*allow);
-
-  // Signals are taken synchronously by this thread; block them before any
-  // other thread starts so that none of those receives them.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGHUP);
-  sigaddset(&sigs, SIGUSR1);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-
-  auto relay = engine::Relay::Start(
-      server->get(), {.bind = *listen,
-                      .workers = absl::GetFlag(FLAGS_workers),
-                      .engine = kind,
-                      .pin_cpus = absl::GetFlag(FLAGS_pin_cpus)});
-  if (!relay.ok()) {
-    std::fprintf(stderr, "relayd: cannot start: %s\n",
-                 relay.status().ToString().c_str());
-    return 1;
-  }
-  const uint16_t bound_port = (*relay)->port();
-
+// The addresses handed to clients: --advertise (the relay's port where none
+// was given), else a specific listen address, else the host's addresses.
+std::vector<SocketAddress> Advertised(const RelaydConfig& c,
+                                      uint16_t bound_port) {
   std::vector<SocketAddress> adv;
-  for (const std::string& a : absl::GetFlag(FLAGS_advertise)) {
-    auto p = ParseHostMaybePort(a, bound_port);
-    if (!p.ok()) return bad(absl::StrCat("--advertise: ", p.status().message()));
-    adv.push_back(*p);
+  for (AdvertiseSpec spec : c.advertise) {
+    if (!spec.explicit_port) spec.addr.set_port(bound_port);
+    adv.push_back(spec.addr);
   }
-  if (adv.empty()) {
-    SocketAddress l = *listen;
-    l.set_port(bound_port);
-    if (!l.is_unspecified()) {
-      adv.push_back(l);  // a specific listen address (loopback included)
-    } else {
-      adv = HostAddresses(bound_port);
-    }
-  }
+  if (!adv.empty()) return adv;
+  SocketAddress l = c.listen;
+  l.set_port(bound_port);
+  if (!l.is_unspecified()) return {l};  // loopback included
+  return HostAddresses(bound_port);
+}
+
+// What runs while relayd serves.
+struct Running {
+  std::unique_ptr<relay::Server> server;
+  std::unique_ptr<engine::Relay> relay;
+  std::unique_ptr<control::Admin> admin;  // null with --admin_listen=off
+};
+
+absl::StatusOr<Running> StartServing(const RelaydConfig& c) {
+  Running r;
+  relay::ServerConfig cfg;
+  cfg.key_pair = c.key_pair;
+  cfg.dialect = c.dialect;
+  cfg.bind_lifetime_ns = absl::ToInt64Nanoseconds(c.bind_lifetime);
+  cfg.steady_state_lifetime_ns =
+      absl::ToInt64Nanoseconds(c.steady_state_lifetime);
+  cfg.max_endpoints = c.max_endpoints;
+  auto server = relay::Server::Create(cfg, MonotonicNowNs());
+  if (!server.ok()) return server.status();
+  r.server = std::move(*server);
+  r.server->SetAllocateAllowlist(c.allowlist);
+  auto relay = engine::Relay::Start(r.server.get(),
+                                    {.bind = c.listen,
+                                     .workers = c.workers,
+                                     .engine = c.engine,
+                                     .pin_cpus = c.pin_cpus});
+  if (!relay.ok()) return relay.status();
+  r.relay = std::move(*relay);
+  std::vector<SocketAddress> adv = Advertised(c, r.relay->port());
   if (adv.empty()) {
     std::fprintf(stderr,
                  "relayd: warning: no address to advertise (no non-loopback "
                  "address; use --advertise or --listen=127.0.0.1): "
                  "allocations fail until one is set\n");
   }
-  (*server)->SetAddresses(adv);
-  if (!(*relay)->engine_note().empty()) {
-    std::fprintf(stderr, "relayd: %s\n", (*relay)->engine_note().c_str());
+  r.server->SetAddresses(adv);
+  if (!r.relay->engine_note().empty()) {
+    std::fprintf(stderr, "relayd: %s\n", r.relay->engine_note().c_str());
   }
-  std::unique_ptr<control::Admin> admin;
-  if (admin_listen) {
-    control::AdminOptions ao;
-    ao.listen = *admin_listen;
-    ao.token = *token;
-    ao.alloc_rate = absl::GetFlag(FLAGS_alloc_rate);
-    ao.alloc_burst = absl::GetFlag(FLAGS_alloc_burst);
-    ao.version = kVersion;
-    auto a = control::Admin::Start(server->get(), relay->get(), ao);
-    if (!a.ok()) {
-      std::fprintf(stderr, "relayd: cannot start: %s\n",
-                   a.status().ToString().c_str());
-      return 1;
-    }
-    admin = std::move(*a);
+  if (c.admin_listen) {
+    auto a = control::Admin::Start(r.server.get(), r.relay.get(),
+                                   {.listen = *c.admin_listen,
+                                    .token = c.token,
+                                    .alloc_rate = c.alloc_rate,
+                                    .alloc_burst = c.alloc_burst,
+                                    .version = kVersion});
+    if (!a.ok()) return a.status();
+    r.admin = std::move(*a);
+    const SocketAddress& l = *c.admin_listen;
     std::fprintf(stderr, "relayd: admin API on %s%s\n",
-                 absl::StrCat(admin_listen->is_ipv4() ? "" : "[",
-                              admin_listen->IpString(),
-                              admin_listen->is_ipv4() ? "" : "]", ":",
-                              admin->port())
+                 absl::StrCat(l.is_ipv4() ? "" : "[", l.IpString(),
+                              l.is_ipv4() ? "" : "]", ":", r.admin->port())
                      .c_str(),
-                 token->empty() ? " (no --admin_token_file: HTTP allocation "
-                                  "refused)"
-                                : "");
+                 c.token.empty() ? " (no --admin_token_file: HTTP allocation "
+                                   "refused)"
+                                 : "");
   }
   std::vector<std::string> adv_text;
   for (const SocketAddress& a : adv) adv_text.push_back(a.ToString());
   std::fprintf(stderr,
                "relayd: listening on %s port %u engine=%s workers=%d "
                "profile=%s server_key=%s advertise=[%s]\n",
-               listen->IpString().c_str(), bound_port,
-               std::string(engine::EngineName((*relay)->engine())).c_str(),
-               (*relay)->workers(),
-               std::string(disco::DialectName(dialect)).c_str(),
-               (*server)->server_key().ToText().c_str(),
+               c.listen.IpString().c_str(), r.relay->port(),
+               std::string(engine::EngineName(r.relay->engine())).c_str(),
+               r.relay->workers(),
+               std::string(disco::DialectName(c.dialect)).c_str(),
+               r.server->server_key().ToText().c_str(),
                absl::StrJoin(adv_text, ",").c_str());
+  return r;
+}
 
-  const absl::Duration stats = absl::GetFlag(FLAGS_stats_interval);
-  const absl::Duration run_for = absl::GetFlag(FLAGS_run_for);
+// SIGHUP: the allowlist and the token, both or neither.
+void Reload(Running& r) {
+  sd_notify(0, "RELOADING=1");
+  auto allow = LoadAllowlist(absl::GetFlag(FLAGS_allocate_allowlist));
+  auto token = LoadToken(absl::GetFlag(FLAGS_admin_token_file));
+  if (allow.ok() && token.ok()) {
+    r.server->SetAllocateAllowlist(*allow);
+    if (r.admin) r.admin->SetToken(*token);
+    std::fprintf(stderr,
+                 "relayd: SIGHUP: reloaded allowlist (%zu keys) and token\n",
+                 allow->size());
+  } else {
+    std::fprintf(stderr,
+                 "relayd: SIGHUP: reload failed, keeping the old settings: "
+                 "%s %s\n",
+                 allow.status().ToString().c_str(),
+                 token.status().ToString().c_str());
+  }
+  sd_notify(0, "READY=1");
+}
+
+// Serves until SIGTERM/SIGINT, --run_for, or the end of a drain (SIGUSR1:
+// no new allocations, /healthz 503, relaying goes on until the last
+// endpoint expires or --drain_timeout). Feeds the systemd watchdog from this
+// loop, so a wedged main loop gets the service restarted.
+void Serve(const RelaydConfig& c, Running& r, const sigset_t& sigs) {
   const absl::Time start = absl::Now();
-  absl::Time next_stats = start + stats;
-  // systemd: READY once serving; the watchdog is fed from this loop, so a
-  // wedged main loop gets the service restarted.
+  absl::Time next_stats = start + c.stats_interval;
   uint64_t watchdog_usec = 0;
   const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
   absl::Time next_watchdog = start;
@@ -367,63 +421,81 @@ int Main(int argc, char** argv) {
   std::optional<absl::Time> drain_deadline;
   while (true) {
     timespec ts{0, 200'000'000};
-    int sig = sigtimedwait(&sigs, nullptr, &ts);
+    const int sig = sigtimedwait(&sigs, nullptr, &ts);
     if (sig == SIGTERM || sig == SIGINT) {
       std::fprintf(stderr, "relayd: %s: stopping\n", strsignal(sig));
-      break;
+      return;
     }
-    if (sig == SIGHUP) {
-      sd_notify(0, "RELOADING=1");
-      auto new_allow = LoadAllowlist(absl::GetFlag(FLAGS_allocate_allowlist));
-      auto new_token = LoadToken(absl::GetFlag(FLAGS_admin_token_file));
-      if (new_allow.ok() && new_token.ok()) {
-        (*server)->SetAllocateAllowlist(*new_allow);
-        if (admin) admin->SetToken(*new_token);
-        std::fprintf(stderr,
-                     "relayd: SIGHUP: reloaded allowlist (%zu keys) and token\n",
-                     new_allow->size());
-      } else {
-        std::fprintf(stderr, "relayd: SIGHUP: reload failed, keeping the old "
-                             "settings: %s %s\n",
-                     new_allow.status().ToString().c_str(),
-                     new_token.status().ToString().c_str());
-      }
-      sd_notify(0, "READY=1");
-    }
+    if (sig == SIGHUP) Reload(r);
     if (sig == SIGUSR1 && !drain_deadline) {
-      // Drain: no new allocations, /healthz 503, relaying goes on until
-      // the last endpoint expires or the timeout.
-      drain_deadline = absl::Now() + absl::GetFlag(FLAGS_drain_timeout);
-      (*server)->Close();
-      if (admin) admin->SetDraining(true);
+      drain_deadline = absl::Now() + c.drain_timeout;
+      r.server->Close();
+      if (r.admin) r.admin->SetDraining(true);
       sd_notify(0, "STATUS=draining");
       std::fprintf(stderr, "relayd: SIGUSR1: draining (%zu endpoints)\n",
-                   (*server)->endpoint_count());
+                   r.server->endpoint_count());
     }
     const absl::Time now = absl::Now();
     if (drain_deadline &&
-        ((*server)->endpoint_count() == 0 || now >= *drain_deadline)) {
+        (r.server->endpoint_count() == 0 || now >= *drain_deadline)) {
       std::fprintf(stderr, "relayd: drained: stopping\n");
-      break;
+      return;
     }
-    if (run_for > absl::ZeroDuration() && now - start >= run_for) break;
-    if (stats > absl::ZeroDuration() && now >= next_stats) {
-      LogCounters("stats", **relay, **server);
-      next_stats = now + stats;
+    if (c.run_for > absl::ZeroDuration() && now - start >= c.run_for) return;
+    if (c.stats_interval > absl::ZeroDuration() && now >= next_stats) {
+      LogCounters("stats", *r.relay, *r.server);
+      next_stats = now + c.stats_interval;
     }
     if (watchdog && now >= next_watchdog) {
       sd_notify(0, "WATCHDOG=1");
       next_watchdog = now + absl::Microseconds(watchdog_usec / 2);
     }
   }
-  sd_notify(0, "STOPPING=1");
-  if (admin) {
-    admin->SetDraining(true);
-    admin->Stop();
+}
+
+int Main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "peer relay appliance (Tailscale peer-relay protocol)\n"
+      "  relayd --port=7777 [--advertise=IP,...] [--key_file=PATH]");
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  auto bad = [](absl::string_view msg) {
+    std::fprintf(stderr, "relayd: %s\n", std::string(msg).c_str());
+    return 2;
+  };
+  if (rest.size() > 1) {
+    return bad(absl::StrCat("unexpected argument '", rest[1], "'"));
   }
-  (*server)->Close();
-  (*relay)->Stop();
-  LogCounters("final", **relay, **server);
+  const bool check = absl::GetFlag(FLAGS_check_config);
+  absl::StatusOr<RelaydConfig> config = ParseConfig(check);
+  if (!config.ok()) return bad(config.status().message());
+  if (absl::GetFlag(FLAGS_print_public_key)) {
+    std::printf("%s\n", config->key_pair->public_key().ToText().c_str());
+    return 0;
+  }
+  if (check) return PrintCheck(*config);
+
+  // Signals are taken synchronously by this thread; block them before any
+  // other thread starts so that none of those receives them.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&sigs, s);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  absl::StatusOr<Running> running = StartServing(*config);
+  if (!running.ok()) {
+    std::fprintf(stderr, "relayd: cannot start: %s\n",
+                 running.status().ToString().c_str());
+    return 1;
+  }
+  Serve(*config, *running, sigs);
+  sd_notify(0, "STOPPING=1");
+  if (running->admin) {
+    running->admin->SetDraining(true);
+    running->admin->Stop();
+  }
+  running->server->Close();
+  running->relay->Stop();
+  LogCounters("final", *running->relay, *running->server);
   return 0;
 }
 
