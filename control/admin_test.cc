@@ -13,16 +13,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
-#include "relay/test_client.h"
+#include "relay/disco_client.h"
 #include "tests/relay_harness.h"
-#include "tests/udp_socket.h"
+#include "common/udp_socket.h"
 
 namespace peerrelay::control {
 namespace {
 
 using nlohmann::json;
 using relay::Bytes;
-using testing::UdpSocket;
+using ::peerrelay::UdpSocket;
 
 constexpr char kToken[] = "s3cret-token";
 
@@ -240,8 +240,8 @@ TEST_F(AdminTest, SessionsAndMetricsMatchWhatWasSent) {
   testing::Client client_a = h_->NewClient(), client_b = h_->NewClient();
   UdpSocket& sa = client_a.sock;
   UdpSocket& sb = client_b.sock;
-  relay::TestClient& a = *client_a.disco;
-  relay::TestClient& b = *client_b.disco;
+  relay::DiscoClient& a = *client_a.disco;
+  relay::DiscoClient& b = *client_b.disco;
   auto r = Post(KeysBody(a.key(), b.key()));
   ASSERT_EQ(r->status, 200);
   const uint32_t vni = json::parse(r->body)["VNI"];

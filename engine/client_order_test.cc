@@ -14,16 +14,16 @@
 #include "engine/slow_path_queue.h"
 #include "engine/slow_path_worker.h"
 #include "engine/worker_path.h"
-#include "relay/test_client.h"
-#include "tests/udp_socket.h"
+#include "relay/disco_client.h"
+#include "common/udp_socket.h"
 
 namespace peerrelay::engine {
 namespace {
 
 using relay::Bytes;
 using relay::DropReason;
-using relay::TestClient;
-using testing::UdpSocket;
+using relay::DiscoClient;
+using ::peerrelay::UdpSocket;
 
 constexpr int kTimeoutMs = 2000;
 
@@ -39,9 +39,9 @@ class ClientOrderTest : public ::testing::TestWithParam<disco::Dialect> {
                                      .dialect = GetParam()},
                                     now_)
                   .value();
-    a_ = std::make_unique<TestClient>(GetParam(), server_->server_key(),
+    a_ = std::make_unique<DiscoClient>(GetParam(), server_->server_key(),
                                       sock_a_->local());
-    b_ = std::make_unique<TestClient>(GetParam(), server_->server_key(),
+    b_ = std::make_unique<DiscoClient>(GetParam(), server_->server_key(),
                                       sock_b_->local());
     relay::EndpointInfo ep =
         server_->Allocate(a_->key(), b_->key(), now_).value();
@@ -101,7 +101,7 @@ class ClientOrderTest : public ::testing::TestWithParam<disco::Dialect> {
   int64_t now_ = 1'000'000'000;
   std::unique_ptr<UdpSocket> relay_sock_, sock_a_, sock_b_, stranger_;
   std::unique_ptr<relay::Server> server_;
-  std::unique_ptr<TestClient> a_, b_;
+  std::unique_ptr<DiscoClient> a_, b_;
   std::unique_ptr<GsoBatcher> writer_;
   std::unique_ptr<SlowPathQueue> queue_;
   std::unique_ptr<WorkerPath> path_;

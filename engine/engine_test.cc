@@ -10,19 +10,19 @@
 
 #include "engine/relay.h"
 #include "engine/uring_worker.h"
-#include "relay/test_client.h"
+#include "relay/disco_client.h"
 #include "tests/relay_harness.h"
-#include "tests/udp_socket.h"
+#include "common/udp_socket.h"
 
 namespace peerrelay::engine {
 namespace {
 
 using relay::Bytes;
 using relay::DropReason;
-using relay::TestClient;
+using relay::DiscoClient;
 using testing::Client;
 using testing::RelayHarness;
-using testing::UdpSocket;
+using ::peerrelay::UdpSocket;
 
 constexpr int kTimeoutMs = RelayHarness::kTimeoutMs;
 

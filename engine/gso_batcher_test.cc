@@ -11,12 +11,12 @@
 #include <string>
 #include <vector>
 
-#include "tests/udp_socket.h"
+#include "common/udp_socket.h"
 
 namespace peerrelay::engine {
 namespace {
 
-using testing::UdpSocket;
+using ::peerrelay::UdpSocket;
 using Bytes = std::vector<uint8_t>;
 
 struct Datagram {

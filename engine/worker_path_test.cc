@@ -11,18 +11,18 @@
 #include <string>
 #include <vector>
 
-#include "common/clock.h"
+#include "common/fake_clock.h"
 #include "engine/slow_path_worker.h"
 #include "engine/uring_worker.h"
 #include "engine/worker.h"
-#include "relay/test_client.h"
+#include "relay/disco_client.h"
 
 namespace peerrelay::engine {
 namespace {
 
 using relay::Bytes;
 using relay::DropReason;
-using relay::TestClient;
+using relay::DiscoClient;
 
 // Records every send; Add/AddRun keep pointers only until Flush, as the
 // PacketWriter contract says, so the fake copies at Flush.
@@ -82,13 +82,13 @@ class Fixture {
                                      .dialect = dialect},
                                     clock.NowNs())
                   .value();
-    a = std::make_unique<TestClient>(dialect, server_->server_key(),
+    a = std::make_unique<DiscoClient>(dialect, server_->server_key(),
                                      Addr("198.51.100.1:1000"));
-    b = std::make_unique<TestClient>(dialect, server_->server_key(),
+    b = std::make_unique<DiscoClient>(dialect, server_->server_key(),
                                      Addr("198.51.100.2:2000"));
-    u = std::make_unique<TestClient>(dialect, server_->server_key(),
+    u = std::make_unique<DiscoClient>(dialect, server_->server_key(),
                                      Addr("198.51.100.3:3000"));
-    TestClient other(dialect, server_->server_key(), Addr("198.51.100.4:4"));
+    DiscoClient other(dialect, server_->server_key(), Addr("198.51.100.4:4"));
     const auto ep = server_->Allocate(a->key(), b->key(), clock.NowNs()).value();
     a->SetEndpoint(ep.vni, b->key());
     b->SetEndpoint(ep.vni, a->key());
@@ -112,7 +112,7 @@ class Fixture {
   FakeWriter writer;
   SlowPathQueue queue{16, 16};
   relay::Counters counters, slow_counters;
-  std::unique_ptr<TestClient> a, b, u;
+  std::unique_ptr<DiscoClient> a, b, u;
   std::unique_ptr<WorkerPath> path;
   std::unique_ptr<SlowPathWorker> slow;
 

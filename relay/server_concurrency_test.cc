@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "relay/server.h"
-#include "relay/test_client.h"
+#include "relay/disco_client.h"
 
 namespace peerrelay::relay {
 namespace {
@@ -25,12 +25,12 @@ TEST(ServerConcurrencyTest, RelayAllocateHandshakeAndExpireRunTogether) {
 
   // Stable pairs, bound with real handshakes, relayed throughout.
   constexpr int kPairs = 16;
-  std::vector<std::unique_ptr<TestClient>> a, b;
+  std::vector<std::unique_ptr<DiscoClient>> a, b;
   Counters setup;
   for (int i = 0; i < kPairs; ++i) {
-    a.push_back(std::make_unique<TestClient>(
+    a.push_back(std::make_unique<DiscoClient>(
         disco::Dialect::kCurrent, server->server_key(), Addr(100 + i, 1000)));
-    b.push_back(std::make_unique<TestClient>(
+    b.push_back(std::make_unique<DiscoClient>(
         disco::Dialect::kCurrent, server->server_key(), Addr(200 + i, 2000)));
     EndpointInfo ep =
         server->Allocate(a[i]->key(), b[i]->key(), now.load()).value();
@@ -49,8 +49,8 @@ TEST(ServerConcurrencyTest, RelayAllocateHandshakeAndExpireRunTogether) {
     threads.emplace_back([&, t] {
       for (int r = 0; r < kRounds; ++r) {
         int i = (r + t) % kPairs;
-        TestClient& from = (r & 1) ? *a[i] : *b[i];
-        TestClient& to = (r & 1) ? *b[i] : *a[i];
+        DiscoClient& from = (r & 1) ? *a[i] : *b[i];
+        DiscoClient& to = (r & 1) ? *b[i] : *a[i];
         Bytes d = from.Data({uint8_t(r), uint8_t(t)});
         Verdict v = server->Process(d.data(), d.size(), from.address(),
                                     now.load(), &counters[t]);
@@ -65,9 +65,9 @@ TEST(ServerConcurrencyTest, RelayAllocateHandshakeAndExpireRunTogether) {
   threads.emplace_back([&] {
     Counters c;
     for (int i = 0; i < 150; ++i) {
-      TestClient x(disco::Dialect::kCurrent, server->server_key(),
+      DiscoClient x(disco::Dialect::kCurrent, server->server_key(),
                    Addr(300 + i, 3000));
-      TestClient y(disco::Dialect::kCurrent, server->server_key(),
+      DiscoClient y(disco::Dialect::kCurrent, server->server_key(),
                    Addr(600 + i, 3000));
       auto ep = server->Allocate(x.key(), y.key(), now.load());
       if (!ep.ok()) continue;

@@ -1,12 +1,12 @@
 // Server rules of ../shared/PROTOCOL.md, driven with real sealed disco
-// messages from TestClient and a fake clock.
+// messages from DiscoClient and a fake clock.
 #include "relay/server.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "relay/test_client.h"
+#include "relay/disco_client.h"
 
 namespace peerrelay::relay {
 namespace {
@@ -31,9 +31,9 @@ class ServerTest : public ::testing::TestWithParam<Dialect> {
                           Addr("[2001:db8::1]:7777")};
     }
     server_ = Server::Create(std::move(config), now_).value();
-    a_ = std::make_unique<TestClient>(GetParam(), server_->server_key(),
+    a_ = std::make_unique<DiscoClient>(GetParam(), server_->server_key(),
                                       Addr("198.51.100.1:1001"));
-    b_ = std::make_unique<TestClient>(GetParam(), server_->server_key(),
+    b_ = std::make_unique<DiscoClient>(GetParam(), server_->server_key(),
                                       Addr("[2001:db8::b]:2002"));
   }
 
@@ -51,7 +51,7 @@ class ServerTest : public ::testing::TestWithParam<Dialect> {
     return ep;
   }
 
-  Verdict Send(const TestClient& from, const Bytes& d) {
+  Verdict Send(const DiscoClient& from, const Bytes& d) {
     return SendFrom(from.address(), d);
   }
   Verdict SendFrom(const SocketAddress& from, const Bytes& d) {
@@ -84,7 +84,7 @@ class ServerTest : public ::testing::TestWithParam<Dialect> {
   int64_t now_ = 1000 * kSecond;
   Counters c_;
   std::unique_ptr<Server> server_;
-  std::unique_ptr<TestClient> a_, b_;
+  std::unique_ptr<DiscoClient> a_, b_;
 };
 
 INSTANTIATE_TEST_SUITE_P(Dialects, ServerTest,
@@ -112,7 +112,7 @@ TEST_P(ServerTest, AllocationReturnsSortedPairAndServerFacts) {
 TEST_P(ServerTest, LamportIdsIncreaseWithEveryNewAllocation) {
   uint64_t last = 0;
   for (int i = 0; i < 5; ++i) {
-    TestClient x(GetParam(), server_->server_key(), Addr("192.0.2.1:1"));
+    DiscoClient x(GetParam(), server_->server_key(), Addr("192.0.2.1:1"));
     EndpointInfo ep = server_->Allocate(a_->key(), x.key(), now_).value();
     EXPECT_GT(ep.lamport_id, last);
     last = ep.lamport_id;
@@ -170,9 +170,9 @@ TEST_P(ServerTest, NoAddressToAdvertiseIsUnavailable) {
 
 TEST_P(ServerTest, ExhaustedVniSpaceIsAnErrorAndRecoversAfterExpiry) {
   MakeServer(ServerConfig{.vni_limit = 3});
-  std::vector<std::unique_ptr<TestClient>> peers;
+  std::vector<std::unique_ptr<DiscoClient>> peers;
   for (int i = 0; i < 3; ++i) {
-    peers.push_back(std::make_unique<TestClient>(
+    peers.push_back(std::make_unique<DiscoClient>(
         GetParam(), server_->server_key(), Addr("192.0.2.1:1")));
     ASSERT_TRUE(server_->Allocate(a_->key(), peers.back()->key(), now_).ok());
   }
@@ -189,7 +189,7 @@ TEST_P(ServerTest, ExhaustedVniSpaceIsAnErrorAndRecoversAfterExpiry) {
 TEST_P(ServerTest, EndpointCapIsEnforced) {
   MakeServer(ServerConfig{.max_endpoints = 1});
   ASSERT_TRUE(server_->Allocate(a_->key(), b_->key(), now_).ok());
-  TestClient x(GetParam(), server_->server_key(), Addr("192.0.2.1:1"));
+  DiscoClient x(GetParam(), server_->server_key(), Addr("192.0.2.1:1"));
   EXPECT_EQ(server_->Allocate(a_->key(), x.key(), now_).status().code(),
             absl::StatusCode::kResourceExhausted);
 }
@@ -328,7 +328,7 @@ TEST_P(ServerTest, SlowPathDropsAreCountedByReason) {
     Control(a_->address(), d);
   });
   ExpectDrop(DropReason::kUnknownSender, [&] {
-    TestClient stranger(GetParam(), server_->server_key(), a_->address());
+    DiscoClient stranger(GetParam(), server_->server_key(), a_->address());
     stranger.SetEndpoint(a_->vni(), b_->key());
     Control(a_->address(), stranger.Bind(1));
   });
@@ -351,7 +351,7 @@ TEST_P(ServerTest, SlowPathDropsAreCountedByReason) {
 
 TEST_P(ServerTest, ForgedBoxesDoNotCostAKeyComputationEach) {
   AllocateAB();
-  TestClient stranger(GetParam(), server_->server_key(), a_->address());
+  DiscoClient stranger(GetParam(), server_->server_key(), a_->address());
   stranger.SetEndpoint(a_->vni(), b_->key());
   Bytes forged = stranger.Bind(1);
   std::copy(a_->key().bytes.begin(), a_->key().bytes.end(),
@@ -368,7 +368,7 @@ TEST_P(ServerTest, ForgedSenderKeyWithoutItsSecretIsDropped) {
   AllocateAB();
   // A stranger writes A's key in the envelope but can only seal with its
   // own secret: the box does not open under A's shared key.
-  TestClient stranger(GetParam(), server_->server_key(), a_->address());
+  DiscoClient stranger(GetParam(), server_->server_key(), a_->address());
   stranger.SetEndpoint(a_->vni(), b_->key());
   Bytes d = stranger.Bind(1);
   std::copy(a_->key().bytes.begin(), a_->key().bytes.end(), d.begin() + 14);
@@ -589,7 +589,7 @@ TEST_P(ServerTest, RelayedTrafficRefreshesLastSeen) {
 TEST_P(ServerTest, ExpiredVniIsFreedForReuse) {
   MakeServer(ServerConfig{.vni_limit = 1});
   EndpointInfo first = AllocateAB();
-  TestClient x(GetParam(), server_->server_key(), Addr("192.0.2.1:1"));
+  DiscoClient x(GetParam(), server_->server_key(), Addr("192.0.2.1:1"));
   EXPECT_FALSE(server_->Allocate(a_->key(), x.key(), now_).ok());
   now_ += 31 * kSecond;
   EXPECT_EQ(server_->Expire(now_), 1u);
@@ -663,9 +663,9 @@ TEST_P(ServerTest, ProcessRunEqualsProcessCalledForEachDatagram) {
 }
 
 TEST_P(ServerTest, SessionsCanBeLimitedToTheLowestVnis) {
-  std::vector<std::unique_ptr<TestClient>> peers;
+  std::vector<std::unique_ptr<DiscoClient>> peers;
   for (int i = 0; i < 6; ++i) {
-    peers.push_back(std::make_unique<TestClient>(
+    peers.push_back(std::make_unique<DiscoClient>(
         GetParam(), server_->server_key(), Addr("192.0.2.1:1")));
     ASSERT_TRUE(server_->Allocate(a_->key(), peers.back()->key(), now_).ok());
   }

@@ -9,7 +9,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "engine/uring_worker.h"
-#include "relay/test_client.h"
+#include "relay/disco_client.h"
 #include "tests/relay_harness.h"
 
 namespace peerrelay::testing {
@@ -78,7 +78,7 @@ TEST_P(AdversarialTest, HostileDatagramsAreDroppedSilentlyAndCounted) {
   not_disco[9] ^= 0xff;  // magic
   cases.push_back({"control without disco magic", not_disco,
                    DropReason::kNotDisco});
-  relay::TestClient stranger(GetParam(), h_->server().server_key(),
+  relay::DiscoClient stranger(GetParam(), h_->server().server_key(),
                              evil.sock.local());
   stranger.SetEndpoint(vni, b.disco->key());
   cases.push_back({"bind from an unknown key", stranger.Bind(1),
@@ -188,7 +188,7 @@ TEST_P(AdversarialTest, HandshakeFloodIsRateLimitedAndBoundPairsKeepRelaying) {
   Client a = h_->NewClient(), b = h_->NewClient(), evil = h_->NewClient();
   ASSERT_TRUE(h_->BindPair(a, b));
   // The attacker knows A's key (public) and the VNI: forged Binds.
-  relay::TestClient stranger(GetParam(), h_->server().server_key(),
+  relay::DiscoClient stranger(GetParam(), h_->server().server_key(),
                              evil.sock.local());
   stranger.SetEndpoint(a.disco->vni(), b.disco->key());
   Bytes forged = stranger.Bind(1);

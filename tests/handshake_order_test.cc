@@ -29,9 +29,9 @@
 
 #include "engine/relay.h"
 #include "engine/uring_worker.h"
-#include "relay/test_client.h"
+#include "relay/disco_client.h"
 #include "tests/relay_harness.h"
-#include "tests/udp_socket.h"
+#include "common/udp_socket.h"
 
 namespace peerrelay::testing {
 namespace {

@@ -9,15 +9,15 @@
 
 #include "absl/status/statusor.h"
 #include "engine/relay.h"
-#include "relay/test_client.h"
-#include "tests/udp_socket.h"
+#include "relay/disco_client.h"
+#include "common/udp_socket.h"
 
 namespace peerrelay::testing {
 
 // A client: its socket and its disco identity.
 struct Client {
   UdpSocket sock;
-  std::unique_ptr<relay::TestClient> disco;
+  std::unique_ptr<relay::DiscoClient> disco;
 };
 
 class RelayHarness {

@@ -16,8 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "disco/key_file.h"
 #include "geneve/geneve.h"
-#include "relay/test_client.h"
-#include "tests/udp_socket.h"
+#include "relay/disco_client.h"
+#include "common/udp_socket.h"
 
 ABSL_FLAG(std::string, relay, "127.0.0.1:7777", "relayd address:port");
 ABSL_FLAG(std::string, server_key, "", "relayd's disco key (discokey:...)");
@@ -30,8 +30,8 @@ namespace peerrelay {
 namespace {
 
 using relay::Bytes;
-using relay::TestClient;
-using testing::UdpSocket;
+using relay::DiscoClient;
+using ::peerrelay::UdpSocket;
 
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "demo_client: %s\n", msg.c_str());
@@ -42,7 +42,7 @@ int Fail(const std::string& msg) {
 // behind the Answer a disco Ping to the peer through the relay. Nothing is
 // re-sent: a correct Answer gets no reply, and the relay must apply it
 // before it judges the Ping. Returns the Ping sent.
-std::optional<Bytes> Handshake(UdpSocket& s, TestClient& c,
+std::optional<Bytes> Handshake(UdpSocket& s, DiscoClient& c,
                                const SocketAddress& relay) {
   if (!s.SendTo(c.Bind(1), relay)) return std::nullopt;
   auto got = s.Recv(2000);
@@ -72,8 +72,8 @@ int Main(int argc, char** argv) {
       relay->is_ipv4() ? "127.0.0.1:0" : "[::1]:0").value();
   UdpSocket sa = UdpSocket::Open(any).value();
   UdpSocket sb = UdpSocket::Open(any).value();
-  TestClient a(disco::Dialect::kCurrent, *server_key, sa.local(), *key);
-  TestClient b(disco::Dialect::kCurrent, *server_key, sb.local());
+  DiscoClient a(disco::Dialect::kCurrent, *server_key, sa.local(), *key);
+  DiscoClient b(disco::Dialect::kCurrent, *server_key, sb.local());
 
   // One allocate request; UDP may lose it, so a lost one is an error here
   // rather than retried.

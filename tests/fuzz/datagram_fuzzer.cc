@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "relay/server.h"
-#include "relay/test_client.h"
+#include "relay/disco_client.h"
 
 namespace {
 
@@ -51,8 +51,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                        .vni_limit = 64},
                                       now)
                     .value();
-  relay::TestClient a(dialect, f.server_key.public_key(), f.addr[0], f.key_a);
-  relay::TestClient b(dialect, f.server_key.public_key(), f.addr[1], f.key_b);
+  relay::DiscoClient a(dialect, f.server_key.public_key(), f.addr[0], f.key_a);
+  relay::DiscoClient b(dialect, f.server_key.public_key(), f.addr[1], f.key_b);
   relay::EndpointInfo ep = server->Allocate(a.key(), b.key(), now).value();
   a.SetEndpoint(ep.vni, b.key());
   b.SetEndpoint(ep.vni, a.key());

@@ -11,7 +11,7 @@
 
 #include "disco/message.h"
 #include "geneve/geneve.h"
-#include "relay/test_client.h"
+#include "relay/disco_client.h"
 
 namespace {
 
@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   const disco::KeyPair ka = disco::KeyPair::FromSecret({0x80});
   const disco::KeyPair kb = disco::KeyPair::FromSecret({0x90});
   for (disco::Dialect d : {disco::Dialect::kSeed, disco::Dialect::kCurrent}) {
-    relay::TestClient a(d, server.public_key(),
+    relay::DiscoClient a(d, server.public_key(),
                         SocketAddress::Parse("10.0.0.1:1000").value(), ka);
     a.SetEndpoint(1, kb.public_key());
     // Plaintexts of every type, for the message and envelope fuzzers.

@@ -1,4 +1,4 @@
-#include "tests/udp_socket.h"
+#include "common/udp_socket.h"
 
 #include <netinet/udp.h>
 #include <poll.h>
@@ -10,7 +10,7 @@
 
 #include "absl/status/status.h"
 
-namespace peerrelay::testing {
+namespace peerrelay {
 
 absl::StatusOr<UdpSocket> UdpSocket::Open(const SocketAddress& bind) {
   const bool v6 = !bind.is_ipv4();
@@ -94,4 +94,4 @@ std::optional<std::pair<Bytes, SocketAddress>> UdpSocket::Recv(
   return std::make_pair(std::move(buf), *from);
 }
 
-}  // namespace peerrelay::testing
+}  // namespace peerrelay

@@ -1,9 +1,9 @@
-// TestClient: a disco client for tests and benchmarks. It seals real
+// DiscoClient: a disco client for the demo, tests and benchmarks. It seals real
 // handshake messages to the server with its own key pair, opens the
 // server's Challenges, and frames data datagrams, so a test can drive whole
 // handshakes through Server (or, over sockets, through relayd).
-#ifndef PEERRELAY_RELAY_TEST_CLIENT_H_
-#define PEERRELAY_RELAY_TEST_CLIENT_H_
+#ifndef PEERRELAY_RELAY_DISCO_CLIENT_H_
+#define PEERRELAY_RELAY_DISCO_CLIENT_H_
 
 #include <cstdint>
 #include <optional>
@@ -19,9 +19,9 @@ namespace peerrelay::relay {
 
 using Bytes = std::vector<uint8_t>;
 
-class TestClient {
+class DiscoClient {
  public:
-  TestClient(disco::Dialect dialect, const disco::DiscoKey& server_key,
+  DiscoClient(disco::Dialect dialect, const disco::DiscoKey& server_key,
              SocketAddress address,
              std::optional<disco::KeyPair> key_pair = std::nullopt);
 
@@ -77,4 +77,4 @@ class TestClient {
 
 }  // namespace peerrelay::relay
 
-#endif  // PEERRELAY_RELAY_TEST_CLIENT_H_
+#endif  // PEERRELAY_RELAY_DISCO_CLIENT_H_

@@ -1,11 +1,11 @@
-#include "relay/test_client.h"
+#include "relay/disco_client.h"
 
 #include "disco/envelope.h"
 #include "geneve/geneve.h"
 
 namespace peerrelay::relay {
 
-TestClient::TestClient(disco::Dialect dialect,
+DiscoClient::DiscoClient(disco::Dialect dialect,
                        const disco::DiscoKey& server_key,
                        SocketAddress address,
                        std::optional<disco::KeyPair> key_pair)
@@ -15,14 +15,14 @@ TestClient::TestClient(disco::Dialect dialect,
       shared_(disco::SharedKey::Compute(server_key, key_pair_).value()),
       address_(address) {}
 
-Bytes TestClient::Seal(const disco::HandshakeMessage& msg,
+Bytes DiscoClient::Seal(const disco::HandshakeMessage& msg,
                        uint32_t geneve_vni) const {
   Bytes pt(disco::kMaxHandshakeSize);
   pt.resize(disco::MarshalHandshake(dialect_, msg, pt.data()));
   return SealRaw(pt, geneve_vni);
 }
 
-Bytes TestClient::SealRaw(const Bytes& pt, uint32_t geneve_vni) const {
+Bytes DiscoClient::SealRaw(const Bytes& pt, uint32_t geneve_vni) const {
   Bytes out(geneve::kHeaderSize + disco::kEnvelopeOverhead + pt.size());
   geneve::Encode({.control = true,
                         .protocol = geneve::kProtocolDisco,
@@ -33,7 +33,7 @@ Bytes TestClient::SealRaw(const Bytes& pt, uint32_t geneve_vni) const {
   return out;
 }
 
-Bytes TestClient::Bind(uint32_t generation) const {
+Bytes DiscoClient::Bind(uint32_t generation) const {
   return Seal({.type = disco::MessageType::kBind,
                .vni = vni_,
                .generation = generation,
@@ -41,7 +41,7 @@ Bytes TestClient::Bind(uint32_t generation) const {
               vni_);
 }
 
-std::optional<Bytes> TestClient::OpenFromServer(const Bytes& d) const {
+std::optional<Bytes> DiscoClient::OpenFromServer(const Bytes& d) const {
   geneve::Header h;
   if (!geneve::Decode(d.data(), d.size(), &h) || !h.control ||
       h.protocol != geneve::kProtocolDisco || h.version != 0) {
@@ -62,7 +62,7 @@ std::optional<Bytes> TestClient::OpenFromServer(const Bytes& d) const {
   return pt;
 }
 
-Bytes TestClient::AllocateRequest(const disco::DiscoKey& peer,
+Bytes DiscoClient::AllocateRequest(const disco::DiscoKey& peer,
                                   uint32_t generation) const {
   Bytes pt(disco::kAllocateRequestSize);
   disco::MarshalAllocateRequest(
@@ -71,7 +71,7 @@ Bytes TestClient::AllocateRequest(const disco::DiscoKey& peer,
   return SealRaw(pt, kAllocateVni);
 }
 
-std::optional<disco::AllocateResponse> TestClient::OpenAllocateResponse(
+std::optional<disco::AllocateResponse> DiscoClient::OpenAllocateResponse(
     const Bytes& d) const {
   std::optional<Bytes> pt = OpenFromServer(d);
   disco::AllocateResponse r;
@@ -82,7 +82,7 @@ std::optional<disco::AllocateResponse> TestClient::OpenAllocateResponse(
   return r;
 }
 
-std::optional<disco::HandshakeMessage> TestClient::OpenChallenge(
+std::optional<disco::HandshakeMessage> DiscoClient::OpenChallenge(
     const Bytes& d) const {
   std::optional<Bytes> pt = OpenFromServer(d);
   if (!pt) return std::nullopt;
@@ -95,13 +95,13 @@ std::optional<disco::HandshakeMessage> TestClient::OpenChallenge(
   return m;
 }
 
-Bytes TestClient::Answer(const disco::HandshakeMessage& challenge) const {
+Bytes DiscoClient::Answer(const disco::HandshakeMessage& challenge) const {
   disco::HandshakeMessage a = challenge;
   a.type = disco::MessageType::kAnswer;
   return Seal(a, vni_);
 }
 
-Bytes TestClient::Data(const Bytes& payload, uint16_t protocol) const {
+Bytes DiscoClient::Data(const Bytes& payload, uint16_t protocol) const {
   Bytes out(geneve::kHeaderSize);
   geneve::Encode({.control = false, .protocol = protocol, .vni = vni_},
                        out.data());
@@ -109,7 +109,7 @@ Bytes TestClient::Data(const Bytes& payload, uint16_t protocol) const {
   return out;
 }
 
-bool TestClient::Handshake(Server& server, int64_t now_ns, Counters* c,
+bool DiscoClient::Handshake(Server& server, int64_t now_ns, Counters* c,
                            uint32_t generation) {
   Bytes bind = Bind(generation);
   ControlReply reply;

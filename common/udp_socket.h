@@ -1,7 +1,7 @@
 // UdpSocket: a blocking UDP socket for test clients, the demo and the load
 // generator. Every receive has a deadline.
-#ifndef PEERRELAY_TESTS_UDP_SOCKET_H_
-#define PEERRELAY_TESTS_UDP_SOCKET_H_
+#ifndef PEERRELAY_COMMON_UDP_SOCKET_H_
+#define PEERRELAY_COMMON_UDP_SOCKET_H_
 
 #include <cstdint>
 #include <optional>
@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "common/socket_address.h"
 
-namespace peerrelay::testing {
+namespace peerrelay {
 
 using Bytes = std::vector<uint8_t>;
 
@@ -39,6 +39,6 @@ class UdpSocket {
   SocketAddress local_;
 };
 
-}  // namespace peerrelay::testing
+}  // namespace peerrelay
 
-#endif  // PEERRELAY_TESTS_UDP_SOCKET_H_
+#endif  // PEERRELAY_COMMON_UDP_SOCKET_H_
