@@ -1,7 +1,7 @@
 // Admin: the relay's control plane over HTTP (cpp-httplib), beside the data
 // plane. Serves, on an admin address (127.0.0.1 by default):
 //
-//   POST /v0/relay/endpoint   allocation, exactly as PROTOCOL.md "Allocation
+//   POST /v0/relay/endpoint   allocation, exactly as docs/protocol.md "Allocation
 //                             over HTTP" (bearer token, per-caller rate limit)
 //   GET  /metrics             Prometheus text exposition
 //   GET  /v0/relay/sessions   endpoints, both legs, counters (JSON;

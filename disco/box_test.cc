@@ -114,7 +114,7 @@ TEST_F(BoxTest, WrongKeyIsRejected) {
   EXPECT_FALSE(Open(wrong, sealed.data(), sealed.size(), out.data()));
 }
 
-// The whole sealed packets of VECTORS.md, rebuilt from their parts.
+// The whole sealed packets of the test vectors, rebuilt from their parts.
 TEST_F(BoxTest, SealedBindVectorsAreReproducedByteForByte) {
   std::vector<uint8_t> nonce(kNonceSize);
   for (size_t i = 0; i < kNonceSize; ++i) nonce[i] = uint8_t(0x40 + i);

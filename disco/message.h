@@ -1,5 +1,5 @@
 // Disco message codecs for the messages the relay handles, in both protocol
-// dialects (../shared/PROTOCOL.md).
+// dialects (docs/protocol.md).
 //
 // Plaintext layout: type (1) | version (1) | body. Version is written as 0;
 // the Bind/Challenge/Answer parsers ignore it. Bytes after what a type needs

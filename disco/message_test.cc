@@ -20,7 +20,7 @@ std::string Hex(const std::vector<uint8_t>& v) {
   return HexEncode(v.data(), v.size());
 }
 
-// VECTORS.md: common current body, VNI 1, generation 2, remote K0, CH.
+// Test vectors: common current body, VNI 1, generation 2, remote K0, CH.
 constexpr char kCurrentBodyHex[] =
     "00000001 00000002"
     "0001020000000000000000000000000000000000000000000000000000001e1f"

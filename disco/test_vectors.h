@@ -1,4 +1,4 @@
-// Test vectors from ../shared/VECTORS.md, shared by the codec tests.
+// Test vectors (docs/protocol.md, "Test vectors"), shared by the codec tests.
 #ifndef PEERRELAY_DISCO_TEST_VECTORS_H_
 #define PEERRELAY_DISCO_TEST_VECTORS_H_
 

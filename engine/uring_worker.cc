@@ -12,7 +12,7 @@
 //
 // Send: the forwards of a batch leave with one sendmmsg, straight from the
 // receive buffers (no user-space copy), GSO-coalesced per destination.
-// PERFORMANCE.md measured this 4-7% faster at 64 B than one SENDMSG SQE per
+// docs/performance.md: measured 4-7% faster at 64 B than one SENDMSG SQE per
 // group, and it makes the send synchronous: when sendmmsg returns, the
 // kernel holds its own copy, the buffers go straight back to the ring.
 //

@@ -22,7 +22,7 @@ namespace peerrelay::engine {
 
 // 64 KiB: one GRO-coalesced burst (up to 64 KiB of segments) fits.
 inline constexpr size_t kRxBufferBytes = 65536;
-// 64 buffers: PERFORMANCE.md measured a small pool fastest (a large FIFO
+// 64 buffers: docs/performance.md: measured a small pool fastest (a large FIFO
 // pool cycles through megabytes and every payload copy misses the cache).
 inline constexpr size_t kRxBuffers = 64;
 // Upper bound of datagrams one batch can forward: 64 buffers of up to 64

@@ -1,5 +1,5 @@
 // Geneve header codec: the 8 bytes in front of every datagram to and from the
-// relay port (RFC 8926 framing as Tailscale uses it; ../shared/PROTOCOL.md).
+// relay port (RFC 8926 framing as Tailscale uses it; docs/protocol.md).
 //
 //  0                   1                   2                   3
 //  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1

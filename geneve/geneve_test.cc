@@ -16,7 +16,7 @@ struct Vector {
   Bytes bytes;
 };
 
-// ../shared/VECTORS.md, "Geneve header".
+// docs/protocol.md, "Test vectors".
 const Vector kVectors[] = {
     {"v3 control disco vni max",
      {.version = 3, .control = true, .protocol = kProtocolDisco,

@@ -78,7 +78,7 @@ struct ServerConfig {
   uint32_t vni_limit = VniAllocator::kMaxVni;
 };
 
-// What an allocation returns to the client (PROTOCOL.md "Allocation").
+// What an allocation returns to the client (docs/protocol.md, "Allocation").
 struct EndpointInfo {
   disco::DiscoKey server_key;
   std::array<disco::DiscoKey, 2> client_keys;  // sorted

@@ -1,4 +1,4 @@
-// Server rules of ../shared/PROTOCOL.md, driven with real sealed disco
+// Server rules of docs/protocol.md, driven with real sealed disco
 // messages from DiscoClient and a fake clock.
 #include "relay/server.h"
 

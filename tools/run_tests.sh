@@ -21,6 +21,18 @@ trap 'rm -f "$log"' EXIT
 echo "== bazel test //... (gcc, -O2)"
 bazel test //... 2>&1 | tee -a "$log"
 
+echo "== shipped binaries carry no test code"
+for bin in //tools:relayd //tools:relayctl //tools:demo_client; do
+  if bazel query "deps($bin)" 2>/dev/null | grep -E '^//tests|^//common:fake_clock'; then
+    echo "run_tests: $bin depends on test-only code" >&2
+    exit 1
+  fi
+done
+if bazel query 'deps(//tools:relayd)' 2>/dev/null | grep -q '^//relay:disco_client'; then
+  echo "run_tests: relayd depends on the disco client" >&2
+  exit 1
+fi
+
 fuzzers=0
 if [ "${QUICK:-0}" != "1" ]; then
   echo "== bazel test --config=asan //... (clang, ASan + UBSan)"

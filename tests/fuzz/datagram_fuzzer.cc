@@ -101,7 +101,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         // No amplification: a Challenge is never larger than the Bind that
         // asked for it, except that the seed dialect must accept a Bind
-        // without its 32 bytes of padding (PROTOCOL.md), and only from a
+        // without its 32 bytes of padding (docs/protocol.md), and only from a
         // sender that holds a client's key.
         const size_t allowed = d.size() + (dialect == disco::Dialect::kSeed ? 32 : 0);
         if (reply.len > allowed) __builtin_trap();
