@@ -1,6 +1,5 @@
 #include "control/admin.h"
 
-#include <httplib.h>
 #include <sodium.h>
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
@@ -69,91 +68,82 @@ std::string FormatGoDuration(int64_t ns) {
   return out;
 }
 
+HttpResponse ToResponse(const HttpReply& r) {
+  HttpResponse out{.status = r.status,
+                   .content_type = r.content_type,
+                   .body = r.body};
+  if (r.retry_after > 0) {
+    out.headers.emplace_back("Retry-After", std::to_string(r.retry_after));
+  }
+  return out;
+}
+
 absl::StatusOr<std::unique_ptr<Admin>> Admin::Start(relay::Server* server,
                                                     engine::Relay* relay,
                                                     AdminOptions options) {
   std::unique_ptr<Admin> a(new Admin(server, relay, options));
-  a->http_ = std::make_unique<httplib::Server>();
-  httplib::Server& h = *a->http_;
-  // The 512-byte limit is ours to answer with 400 after the permission and
-  // method checks; httplib only guards against absurd bodies.
-  h.set_payload_max_length(64 * 1024);
-  // httplib's default adds SO_REUSEPORT, which would let a second relayd
-  // share this port silently; SO_REUSEADDR alone keeps restarts quick.
-  h.set_socket_options([](int sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
-  h.set_read_timeout(5, 0);
-  h.set_write_timeout(5, 0);
   Admin* self = a.get();
-  auto send = [](const HttpReply& r, httplib::Response& res) {
-    res.status = r.status;
-    if (r.retry_after > 0) {
-      res.set_header("Retry-After", std::to_string(r.retry_after));
-    }
-    res.set_content(r.body, r.content_type.c_str());
-  };
-  auto allocate = [self, send](const httplib::Request& req,
-                               httplib::Response& res) {
-    send(self->Allocate(req.method, req.get_header_value("Authorization"),
-                        req.remote_addr, req.body),
-         res);
-  };
-  const char* kAlloc = "/v0/relay/endpoint";
-  h.Post(kAlloc, allocate);
-  h.Get(kAlloc, allocate);
-  h.Put(kAlloc, allocate);
-  h.Delete(kAlloc, allocate);
-  h.Patch(kAlloc, allocate);
-  h.Options(kAlloc, allocate);
-  h.Get("/metrics", [self, send](const httplib::Request&,
-                                 httplib::Response& res) {
-    send(self->Metrics(), res);
-  });
-  h.Get("/v0/relay/sessions", [self, send](const httplib::Request& req,
-                                           httplib::Response& res) {
-    size_t limit = kDefaultSessionsLimit;
-    if (req.has_param("limit")) {
-      if (!absl::SimpleAtoi(req.get_param_value("limit"), &limit)) {
-        HttpReply bad;
-        bad.status = 400;
-        bad.body = "limit must be a non-negative integer\n";
-        bad.content_type = "text/plain";
-        send(bad, res);
-        return;
-      }
-    }
-    send(self->Sessions(limit), res);
-  });
-  h.Get("/healthz", [self, send](const httplib::Request&,
-                                 httplib::Response& res) {
-    send(self->Health(), res);
-  });
-
-  const std::string host = options.listen.IpString();
-  if (!options.listen.is_ipv4()) h.set_address_family(AF_INET6);
-  bool ok;
-  if (options.listen.port() == 0) {
-    int p = h.bind_to_any_port(host);
-    ok = p > 0;
-    a->port_ = uint16_t(p);
-  } else {
-    ok = h.bind_to_port(host, options.listen.port());
-    a->port_ = options.listen.port();
-  }
-  if (!ok) {
-    return absl::UnavailableError(absl::StrCat(
-        "admin listener: cannot bind ", options.listen.ToString(),
-        " (in use, or not an address of this host)"));
-  }
-  a->thread_ = std::thread([self] { self->http_->listen_after_bind(); });
-  // httplib's stop() is a no-op until the listen loop is running: wait for
-  // it so that an immediate Stop() cannot leave the thread listening.
-  for (int i = 0; i < 2000 && !h.is_running(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  auto http = HttpServer::Start(
+      options.listen, options.http_limits,
+      [self](const HttpRequest& req) { return self->OnHeaders(req); },
+      [self](const HttpRequest& req) { return self->Handle(req); });
+  if (!http.ok()) return http.status();
+  a->http_ = std::move(*http);
+  a->port_ = a->http_->port();
   return a;
+}
+
+namespace {
+constexpr char kAllocatePath[] = "/v0/relay/endpoint";
+}  // namespace
+
+std::optional<HttpResponse> Admin::OnHeaders(const HttpRequest& req) {
+  if (req.path == kAllocatePath) {
+    // Tailscale's order: permission, then method; both before the body.
+    if (!Authorized(req.Header("authorization"))) {
+      return ToResponse(
+          Error(403, "forbidden: allocation needs a valid bearer token"));
+    }
+    if (req.method != "POST") {
+      return ToResponse(Error(405, "method not allowed: use POST"));
+    }
+    return std::nullopt;
+  }
+  if (req.path != "/metrics" && req.path != "/v0/relay/sessions" &&
+      req.path != "/healthz") {
+    return HttpResponse{.status = 404,
+                        .content_type = "text/plain",
+                        .body = "not found\n"};
+  }
+  if (req.method != "GET" || !req.Header("content-length").empty() ||
+      !req.Header("transfer-encoding").empty()) {
+    return HttpResponse{.status = 405,
+                        .content_type = "text/plain",
+                        .body = "method not allowed: use GET, no body\n"};
+  }
+  return std::nullopt;
+}
+
+HttpResponse Admin::Handle(const HttpRequest& req) {
+  if (req.path == kAllocatePath) {
+    return ToResponse(Allocate(req.method, req.Header("authorization"),
+                               req.peer.IpString(), req.body));
+  }
+  if (req.path == "/metrics") return ToResponse(Metrics());
+  if (req.path == "/healthz") return ToResponse(Health());
+  size_t limit = kDefaultSessionsLimit;
+  if (std::optional<std::string> l = req.QueryParam("limit")) {
+    if (!absl::SimpleAtoi(*l, &limit)) {
+      return HttpResponse{.status = 400,
+                          .content_type = "text/plain",
+                          .body = "limit must be a non-negative integer\n"};
+    }
+  }
+  return ToResponse(Sessions(limit));
+}
+
+HttpServerStats Admin::http_stats() const {
+  return http_ ? http_->stats() : HttpServerStats{};
 }
 
 Admin::Admin(relay::Server* server, engine::Relay* relay, AdminOptions options)
@@ -166,8 +156,7 @@ Admin::Admin(relay::Server* server, engine::Relay* relay, AdminOptions options)
 Admin::~Admin() { Stop(); }
 
 void Admin::Stop() {
-  if (http_) http_->stop();
-  if (thread_.joinable()) thread_.join();
+  if (http_) http_->Stop();
 }
 
 void Admin::SetToken(std::string token) {
@@ -175,27 +164,33 @@ void Admin::SetToken(std::string token) {
   token_ = std::move(token);
 }
 
+bool Admin::Authorized(absl::string_view auth_header) const {
+  std::lock_guard<std::mutex> l(token_mu_);
+  absl::string_view given = auth_header;
+  return !token_.empty() && absl::ConsumePrefix(&given, "Bearer ") &&
+         given.size() == token_.size() &&
+         sodium_memcmp(given.data(), token_.data(), token_.size()) == 0;
+}
+
+HttpReply Admin::Error(int status, std::string text) {
+  const int slot = ErrorSlot(status);
+  if (slot >= 0) http_errors_[slot].fetch_add(1, std::memory_order_relaxed);
+  HttpReply r;
+  r.status = status;
+  r.body = std::move(text) + "\n";
+  r.content_type = "text/plain";
+  return r;
+}
+
 HttpReply Admin::Allocate(absl::string_view method,
                           absl::string_view auth_header,
                           absl::string_view caller, absl::string_view body) {
   auto error = [this](int status, std::string text) {
-    int slot = ErrorSlot(status);
-    if (slot >= 0) http_errors_[slot].fetch_add(1, std::memory_order_relaxed);
-    HttpReply r;
-    r.status = status;
-    r.body = std::move(text) + "\n";
-    r.content_type = "text/plain";
-    return r;
+    return Error(status, std::move(text));
   };
   // Tailscale's order: permission, method, body, allocation.
-  {
-    std::lock_guard<std::mutex> l(token_mu_);
-    absl::string_view given = auth_header;
-    if (token_.empty() || !absl::ConsumePrefix(&given, "Bearer ") ||
-        given.size() != token_.size() ||
-        sodium_memcmp(given.data(), token_.data(), token_.size()) != 0) {
-      return error(403, "forbidden: allocation needs a valid bearer token");
-    }
+  if (!Authorized(auth_header)) {
+    return error(403, "forbidden: allocation needs a valid bearer token");
   }
   if (method != "POST") return error(405, "method not allowed: use POST");
   const int64_t now = MonotonicNowNs();

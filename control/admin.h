@@ -1,4 +1,4 @@
-// Admin: the relay's control plane over HTTP (cpp-httplib), beside the data
+// Admin: the relay's control plane over HTTP (http_server.h), beside the data
 // plane. Serves, on an admin address (127.0.0.1 by default):
 //
 //   POST /v0/relay/endpoint   allocation, exactly as docs/protocol.md "Allocation
@@ -17,18 +17,16 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
+#include <optional>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/socket_address.h"
+#include "control/http_server.h"
 #include "control/rate_limiter.h"
 #include "engine/relay.h"
 #include "relay/server.h"
 
-namespace httplib {
-class Server;
-}
 
 namespace peerrelay::control {
 
@@ -50,6 +48,8 @@ struct AdminOptions {
   double alloc_rate = 5;
   double alloc_burst = 20;
   std::string version = "dev";
+  // Connection caps, deadlines and size limits of the HTTP listener.
+  HttpLimits http_limits;
 };
 
 class Admin {
@@ -75,8 +75,17 @@ class Admin {
   // A million-endpoint relay would otherwise answer with hundreds of MB.
   static constexpr size_t kDefaultSessionsLimit = 1000;
   HttpReply Health() const;
+  // The HTTP server's connection figures (for /metrics and tests).
+  HttpServerStats http_stats() const;
 
  private:
+  // Before a request's body is read: the answer for requests that must not
+  // be read further (no or a wrong token, a wrong method, an unknown path).
+  std::optional<HttpResponse> OnHeaders(const HttpRequest& req);
+  HttpResponse Handle(const HttpRequest& req);
+  // 403 unless `auth_header` carries the current bearer token.
+  bool Authorized(absl::string_view auth_header) const;
+  HttpReply Error(int status, std::string text);
   Admin(relay::Server* server, engine::Relay* relay, AdminOptions options);
 
   relay::Server* server_;
@@ -89,8 +98,7 @@ class Admin {
   std::atomic<uint64_t> http_allocations_{0};
   // Allocation errors by HTTP status: 400, 403, 405, 429, 500, 503.
   std::atomic<uint64_t> http_errors_[6] = {};
-  std::unique_ptr<httplib::Server> http_;
-  std::thread thread_;
+  std::unique_ptr<HttpServer> http_;
   uint16_t port_ = 0;
 };
 

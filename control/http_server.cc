@@ -1,0 +1,542 @@
+#include "control/http_server.h"
+
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/clock.h"
+
+namespace peerrelay::control {
+namespace {
+
+// Headers per request, at most.
+constexpr size_t kMaxHeaders = 100;
+// A chunk-size line ("1a2b;ext\r\n") longer than this is not one.
+constexpr size_t kMaxChunkLine = 64;
+// Time to finish writing a response before a closing connection is cut.
+constexpr int kCloseLingerMs = 5'000;
+// After the last response of a connection we stop writing and read (and
+// discard) what the peer still sends, for a little while, before closing:
+// closing with unread input makes the kernel send a reset, which can destroy
+// the response before the peer reads it.
+constexpr int kDrainMs = 1'000;
+constexpr size_t kMaxDrainBytes = 1 << 20;
+
+int64_t NowMs() { return MonotonicNowNs() / 1'000'000; }
+
+const char* Reason(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+  }
+  return "Unknown";
+}
+
+bool IsToken(absl::string_view s) {
+  if (s.empty()) return false;
+  for (char ch : s) {
+    if (ch <= 32 || ch >= 127 || std::strchr("()<>@,;:\\\"/[]?={}", ch)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::string_view HttpRequest::Header(absl::string_view lower_name) const {
+  for (const auto& [k, v] : headers) {
+    if (k == lower_name) return v;
+  }
+  return {};
+}
+
+std::optional<std::string> HttpRequest::QueryParam(
+    absl::string_view key) const {
+  for (absl::string_view part : absl::StrSplit(query, '&')) {
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(part, absl::MaxSplits('=', 1));
+    if (kv.first == key) return std::string(kv.second);
+  }
+  return std::nullopt;
+}
+
+struct HttpServer::Conn {
+  enum State : uint8_t { kIdle, kHead, kBody, kClosing, kDraining };
+  int fd = -1;
+  SocketAddress peer;
+  std::string ip;
+  State state = kIdle;
+  std::string in;
+  std::string out;
+  size_t out_off = 0;
+  HttpRequest req;
+  bool chunked = false;
+  size_t content_length = 0;
+  bool keep_alive = true;
+  size_t drained = 0;
+  int64_t deadline_ms = 0;
+  uint32_t interest = 0;
+};
+
+HttpServer::HttpServer(HttpLimits limits, HeadersHook on_headers,
+                       Handler handler)
+    : limits_(limits),
+      on_headers_(std::move(on_headers)),
+      handler_(std::move(handler)) {}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
+    const SocketAddress& listen, HttpLimits limits, HeadersHook on_headers,
+    Handler handler) {
+  std::unique_ptr<HttpServer> s(
+      new HttpServer(limits, std::move(on_headers), std::move(handler)));
+  const bool v6 = !listen.is_ipv4();
+  s->listen_fd_ = socket(v6 ? AF_INET6 : AF_INET,
+                         SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (s->listen_fd_ < 0) return absl::ErrnoToStatus(errno, "socket");
+  // SO_REUSEADDR only (restarts are quick); never SO_REUSEPORT, which would
+  // let a second relayd share the port without a word.
+  int yes = 1;
+  setsockopt(s->listen_fd_, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  sockaddr_storage ss;
+  const socklen_t len = listen.ToSockaddr(&ss, v6);
+  if (bind(s->listen_fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    const int err = errno;
+    return absl::UnavailableError(absl::StrCat(
+        "admin listener: cannot bind ", listen.ToString(), ": ",
+        std::strerror(err),
+        err == EADDRINUSE ? " (another program holds the port)" : ""));
+  }
+  if (::listen(s->listen_fd_, limits.listen_backlog) != 0) {
+    return absl::ErrnoToStatus(errno, "listen");
+  }
+  socklen_t got = sizeof(ss);
+  getsockname(s->listen_fd_, reinterpret_cast<sockaddr*>(&ss), &got);
+  s->port_ = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), got)
+                 ->port();
+  s->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  s->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (s->epoll_fd_ < 0 || s->wake_fd_ < 0) {
+    return absl::ErrnoToStatus(errno, "epoll");
+  }
+  for (int fd : {s->listen_fd_, s->wake_fd_}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    epoll_ctl(s->epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  }
+  HttpServer* self = s.get();
+  s->thread_ = std::thread([self] { self->Run(); });
+  return s;
+}
+
+HttpServer::~HttpServer() {
+  Stop();
+  for (int fd : {listen_fd_, epoll_fd_, wake_fd_}) {
+    if (fd >= 0) close(fd);
+  }
+}
+
+void HttpServer::Stop() {
+  if (stop_.exchange(true)) return;
+  if (wake_fd_ >= 0) {
+    const uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof(one));
+  }
+  if (thread_.joinable()) thread_.join();
+  std::vector<int> fds;
+  for (const auto& [fd, c] : conns_) fds.push_back(fd);
+  for (int fd : fds) Close(fd);
+}
+
+HttpServerStats HttpServer::stats() const {
+  return {accepted_.load(), refused_.load(), timed_out_.load(),
+          rejected_.load(), requests_.load(), open_.load()};
+}
+
+void HttpServer::Run() {
+  epoll_event events[64];
+  int64_t next_sweep = NowMs();
+  while (!stop_.load()) {
+    const int n = epoll_wait(epoll_fd_, events, 64, 100);
+    const int64_t now = NowMs();
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd_) continue;
+      if (fd == listen_fd_) {
+        Accept(now);
+        continue;
+      }
+      auto it = conns_.find(fd);
+      if (it == conns_.end()) continue;
+      Conn& c = *it->second;
+      if (events[i].events & (EPOLLERR | EPOLLHUP)) {
+        Close(fd);
+        continue;
+      }
+      if (events[i].events & EPOLLOUT) OnWritable(c);
+      if (conns_.contains(fd) && (events[i].events & EPOLLIN)) {
+        OnReadable(c, now);
+      }
+    }
+    if (now >= next_sweep) {
+      ExpireDeadlines(now);
+      next_sweep = now + 100;
+    }
+  }
+}
+
+void HttpServer::Accept(int64_t now_ms) {
+  while (true) {
+    sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len,
+                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;  // EAGAIN, or out of fds: the rest wait in backlog
+    auto peer = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss),
+                                            len);
+    const std::string ip = peer ? peer->IpString() : std::string();
+    size_t& from_ip = per_ip_[ip];
+    if (!peer || conns_.size() >= limits_.max_connections ||
+        from_ip >= limits_.max_connections_per_ip) {
+      if (from_ip == 0) per_ip_.erase(ip);
+      close(fd);
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    ++from_ip;
+    auto c = std::make_unique<Conn>();
+    c->fd = fd;
+    c->peer = *peer;
+    c->ip = ip;
+    // The first request's deadline runs from the connection.
+    c->deadline_ms = now_ms + limits_.request_timeout_ms;
+    c->interest = EPOLLIN;
+    epoll_event ev{};
+    ev.events = c->interest;
+    ev.data.fd = fd;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    conns_.emplace(fd, std::move(c));
+    accepted_.fetch_add(1, std::memory_order_relaxed);
+    open_.store(conns_.size(), std::memory_order_relaxed);
+  }
+}
+
+void HttpServer::Close(int fd) {
+  auto it = conns_.find(fd);
+  if (it == conns_.end()) return;
+  auto ip = per_ip_.find(it->second->ip);
+  if (ip != per_ip_.end() && --ip->second == 0) per_ip_.erase(ip);
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  close(fd);
+  conns_.erase(it);
+  open_.store(conns_.size(), std::memory_order_relaxed);
+}
+
+void HttpServer::Finish(Conn& c) {
+  shutdown(c.fd, SHUT_WR);
+  c.state = Conn::kDraining;
+  c.deadline_ms = NowMs() + kDrainMs;
+  c.in.clear();
+  UpdateInterest(c);
+}
+
+void HttpServer::Drain(Conn& c) {
+  char buf[4096];
+  while (true) {
+    const ssize_t n = read(c.fd, buf, sizeof(buf));
+    if (n > 0 && (c.drained += size_t(n)) < kMaxDrainBytes) continue;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return;
+    Close(c.fd);  // end of input, an error, or enough discarded
+    return;
+  }
+}
+
+void HttpServer::ExpireDeadlines(int64_t now_ms) {
+  std::vector<int> expired;
+  for (const auto& [fd, c] : conns_) {
+    if (now_ms >= c->deadline_ms) expired.push_back(fd);
+  }
+  for (int fd : expired) {
+    timed_out_.fetch_add(1, std::memory_order_relaxed);
+    Close(fd);
+  }
+}
+
+void HttpServer::UpdateInterest(Conn& c) {
+  // Nothing is read while a response waits to be written (pipelined
+  // requests are answered one by one), nor once the input holds as much as
+  // one request may.
+  const size_t cap = limits_.max_header_bytes + limits_.max_body_bytes;
+  uint32_t want = 0;
+  if (c.out_off < c.out.size()) {
+    want = EPOLLOUT;
+  } else if (c.state == Conn::kDraining ||
+             (c.state != Conn::kClosing && c.in.size() < cap)) {
+    want = EPOLLIN;
+  }
+  if (want == c.interest) return;
+  c.interest = want;
+  epoll_event ev{};
+  ev.events = want;
+  ev.data.fd = c.fd;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
+}
+
+void HttpServer::OnReadable(Conn& c, int64_t now_ms) {
+  const int fd = c.fd;
+  if (c.state == Conn::kDraining) {
+    Drain(c);
+    return;
+  }
+  const size_t cap = limits_.max_header_bytes + limits_.max_body_bytes;
+  char buf[4096];
+  bool eof = false;
+  while (c.in.size() < cap) {
+    const ssize_t n = read(fd, buf, std::min(sizeof(buf), cap - c.in.size()));
+    if (n > 0) {
+      c.in.append(buf, size_t(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) break;
+    eof = true;  // end of input (or an error): answer what came, then close
+    break;
+  }
+  Process(c, now_ms);
+  if (eof && c.state != Conn::kClosing) {
+    c.state = Conn::kClosing;
+    c.deadline_ms = now_ms + kCloseLingerMs;
+  }
+  if (c.state == Conn::kClosing && c.out_off < c.out.size()) TryWrite(c);
+  if (c.state == Conn::kClosing && c.out.empty()) {
+    if (eof) {
+      Close(fd);
+    } else {
+      Finish(c);
+    }
+    return;
+  }
+  UpdateInterest(c);
+}
+
+bool HttpServer::TryWrite(Conn& c) {
+  while (c.out_off < c.out.size()) {
+    const ssize_t n = send(c.fd, c.out.data() + c.out_off,
+                           c.out.size() - c.out_off, MSG_NOSIGNAL);
+    if (n > 0) {
+      c.out_off += size_t(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return false;
+    // The peer is gone: drop what is left and close at the next sweep.
+    c.out.clear();
+    c.out_off = 0;
+    c.state = Conn::kClosing;
+    c.deadline_ms = 0;
+    return false;
+  }
+  c.out.clear();
+  c.out_off = 0;
+  return c.state != Conn::kClosing;
+}
+
+void HttpServer::OnWritable(Conn& c) {
+  const int fd = c.fd;
+  if (!TryWrite(c)) {
+    if (c.state == Conn::kClosing && c.out.empty()) {
+      Finish(c);
+    } else {
+      UpdateInterest(c);
+    }
+    return;
+  }
+  Process(c, NowMs());  // pipelined requests already read
+  if (!conns_.contains(fd)) return;
+  if (c.state == Conn::kClosing && c.out.empty()) {
+    Finish(c);
+    return;
+  }
+  UpdateInterest(c);
+}
+
+void HttpServer::Respond(Conn& c, const HttpResponse& r, bool close) {
+  absl::StrAppend(&c.out, "HTTP/1.1 ", r.status, " ", Reason(r.status),
+                  "\r\nContent-Type: ", r.content_type,
+                  "\r\nContent-Length: ", r.body.size(), "\r\n");
+  for (const auto& [k, v] : r.headers) absl::StrAppend(&c.out, k, ": ", v, "\r\n");
+  if (close) c.out.append("Connection: close\r\n");
+  c.out.append("\r\n");
+  c.out.append(r.body);
+  requests_.fetch_add(1, std::memory_order_relaxed);
+  if (close) {
+    c.state = Conn::kClosing;
+    c.deadline_ms = NowMs() + kCloseLingerMs;
+  }
+}
+
+void HttpServer::Reject(Conn& c, int status, const char* text) {
+  rejected_.fetch_add(1, std::memory_order_relaxed);
+  Respond(c, {.status = status,
+              .content_type = "text/plain",
+              .body = absl::StrCat(text, "\n")},
+          /*close=*/true);
+}
+
+void HttpServer::Process(Conn& c, int64_t now_ms) {
+  while (c.out.empty() && c.state != Conn::kClosing &&
+         c.state != Conn::kDraining) {
+    if (c.state == Conn::kIdle) {
+      if (c.in.empty()) return;
+      c.state = Conn::kHead;
+      c.req = HttpRequest();
+      c.req.peer = c.peer;
+      c.deadline_ms = now_ms + limits_.request_timeout_ms;
+    }
+    if (c.state == Conn::kHead) {
+      const size_t end = c.in.find("\r\n\r\n");
+      if (end == std::string::npos || end + 4 > limits_.max_header_bytes) {
+        if (c.in.size() >= limits_.max_header_bytes) {
+          Reject(c, 431, "request head too large");
+        }
+        return;
+      }
+      std::vector<absl::string_view> lines =
+          absl::StrSplit(absl::string_view(c.in).substr(0, end), "\r\n");
+      std::vector<absl::string_view> first = absl::StrSplit(lines[0], ' ');
+      if (first.size() != 3 || !IsToken(first[0]) || first[1].empty() ||
+          first[1][0] != '/') {
+        return Reject(c, 400, "malformed request line");
+      }
+      if (first[2] != "HTTP/1.1" && first[2] != "HTTP/1.0") {
+        return Reject(c, 505, "HTTP/1.0 or HTTP/1.1 only");
+      }
+      if (lines.size() - 1 > kMaxHeaders) {
+        return Reject(c, 431, "too many headers");
+      }
+      c.req.method = std::string(first[0]);
+      const size_t q = first[1].find('?');
+      c.req.path = std::string(first[1].substr(0, q));
+      if (q != absl::string_view::npos) {
+        c.req.query = std::string(first[1].substr(q + 1));
+      }
+      for (size_t i = 1; i < lines.size(); ++i) {
+        const size_t colon = lines[i].find(':');
+        if (colon == absl::string_view::npos ||
+            !IsToken(lines[i].substr(0, colon))) {
+          return Reject(c, 400, "malformed header");
+        }
+        c.req.headers.emplace_back(
+            absl::AsciiStrToLower(lines[i].substr(0, colon)),
+            std::string(absl::StripAsciiWhitespace(lines[i].substr(colon + 1))));
+      }
+      const absl::string_view conn = c.req.Header("connection");
+      c.keep_alive = first[2] == "HTTP/1.1"
+                         ? !absl::EqualsIgnoreCase(conn, "close")
+                         : absl::EqualsIgnoreCase(conn, "keep-alive");
+      c.in.erase(0, end + 4);
+      // Framing: chunked, or a Content-Length, never both.
+      const absl::string_view te = c.req.Header("transfer-encoding");
+      const absl::string_view cl = c.req.Header("content-length");
+      c.chunked = !te.empty();
+      c.content_length = 0;
+      if (c.chunked && (!absl::EqualsIgnoreCase(te, "chunked") || !cl.empty())) {
+        return Reject(c, 400, "unsupported transfer encoding");
+      }
+      if (!cl.empty() && (!std::all_of(cl.begin(), cl.end(),
+                                       [](char ch) {
+                                         return absl::ascii_isdigit(ch);
+                                       }) ||
+                          cl.size() > 12 ||
+                          !absl::SimpleAtoi(cl, &c.content_length))) {
+        return Reject(c, 400, "bad Content-Length");
+      }
+      // The hook (the token check) before a byte of body is read.
+      if (std::optional<HttpResponse> early = on_headers_(c.req)) {
+        Respond(c, *early, /*close=*/true);
+        return;
+      }
+      if (c.content_length > limits_.max_body_bytes) {
+        return Reject(c, 413, "request body too large");
+      }
+      c.state = Conn::kBody;
+    }
+    // kBody
+    if (!c.chunked) {
+      if (c.in.size() < c.content_length) return;
+      c.req.body = c.in.substr(0, c.content_length);
+      c.in.erase(0, c.content_length);
+    } else {
+      while (true) {
+        const size_t eol = c.in.find("\r\n");
+        if (eol == std::string::npos) {
+          if (c.in.size() > kMaxChunkLine) {
+            return Reject(c, 400, "malformed chunk");
+          }
+          return;  // wait for more
+        }
+        absl::string_view line = absl::string_view(c.in).substr(0, eol);
+        line = line.substr(0, line.find(';'));
+        size_t size = 0;
+        if (line.empty() || line.size() > 8 ||
+            !absl::SimpleHexAtoi(line, &size)) {
+          return Reject(c, 400, "malformed chunk");
+        }
+        if (size > limits_.max_body_bytes - c.req.body.size()) {
+          return Reject(c, 413, "request body too large");
+        }
+        if (size == 0) {
+          // Trailers are not taken: the last chunk ends with an empty line.
+          if (c.in.size() < eol + 4) return;
+          if (c.in.compare(eol + 2, 2, "\r\n") != 0) {
+            return Reject(c, 400, "trailers are not accepted");
+          }
+          c.in.erase(0, eol + 4);
+          break;
+        }
+        if (c.in.size() < eol + 2 + size + 2) return;
+        if (c.in.compare(eol + 2 + size, 2, "\r\n") != 0) {
+          return Reject(c, 400, "malformed chunk");
+        }
+        c.req.body.append(c.in, eol + 2, size);
+        c.in.erase(0, eol + 2 + size + 2);
+      }
+    }
+    const HttpResponse r = handler_(c.req);
+    Respond(c, r, !c.keep_alive);
+    if (c.keep_alive) {
+      c.state = Conn::kIdle;
+      c.deadline_ms = now_ms + limits_.idle_timeout_ms;
+    }
+    // Written at once when the socket takes it; then the next pipelined
+    // request, else OnWritable resumes once the peer reads.
+    if (!TryWrite(c)) return;
+  }
+}
+
+}  // namespace peerrelay::control

@@ -1,0 +1,158 @@
+// HttpServer: the admin API's HTTP/1.1 server, built for hostile peers.
+//
+// Why not cpp-httplib (which the admin API used before): it read a chunked
+// request body whole into memory before any handler (or the token check)
+// ran, gave every connection a thread from a pool of 8 with no deadline for
+// a whole request (8 slow clients froze the API), queued accepted
+// connections without bound and dropped pipelined requests. This server:
+//
+//   - one thread, epoll, non-blocking sockets: a slow client costs a
+//     connection slot and its buffers, never a thread;
+//   - bounded memory before authentication: request head at most
+//     `max_header_bytes`, body at most `max_body_bytes` (chunked or not,
+//     counted as decoded and refused with 413 the moment it is exceeded);
+//     the OnHeaders hook (the bearer-token check) runs before one byte of
+//     body is read, and a request it answers is never read further;
+//   - a deadline for each whole request (first byte to last) and one for
+//     idle keep-alive connections;
+//   - a cap on connections in all and per client IP (over it: closed at
+//     once), and a bounded listen backlog;
+//   - pipelined requests answered one after another, in order.
+//
+// Handlers run on the server's thread and must be quick (the admin API's
+// are: an allocation, a counter scrape, a bounded session list).
+//
+//   auto s = HttpServer::Start(addr, HttpLimits{}, on_headers, handle);
+//   ... (*s)->port() ...
+//   (*s)->Stop();  // also on destruction
+#ifndef PEERRELAY_CONTROL_HTTP_SERVER_H_
+#define PEERRELAY_CONTROL_HTTP_SERVER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/socket_address.h"
+
+namespace peerrelay::control {
+
+struct HttpRequest {
+  std::string method;
+  std::string path;   // the target before '?'
+  std::string query;  // after '?', undecoded
+  // Header names lower-cased, in arrival order.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  SocketAddress peer;
+
+  // The first header of that (lower-case) name, or "".
+  absl::string_view Header(absl::string_view lower_name) const;
+  // The value of `key` in the query string ("a=1&b=2"), undecoded.
+  std::optional<std::string> QueryParam(absl::string_view key) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra ones
+};
+
+struct HttpLimits {
+  // Request line and headers. 8 KiB is what common servers allow.
+  size_t max_header_bytes = 8 * 1024;
+  // Decoded body. The admin API's largest request is a 512-byte allocation.
+  size_t max_body_bytes = 4 * 1024;
+  // A whole request, from its first byte to its last.
+  int request_timeout_ms = 10'000;
+  // A keep-alive connection with no request under way.
+  int idle_timeout_ms = 30'000;
+  // Connections at once, in all and from one IP address. Beyond them a new
+  // connection is closed as soon as it is accepted.
+  size_t max_connections = 2048;
+  size_t max_connections_per_ip = 64;
+  // Connections the kernel may hold before we accept them.
+  int listen_backlog = 128;
+};
+
+struct HttpServerStats {
+  uint64_t accepted = 0;
+  uint64_t refused = 0;    // over a connection cap
+  uint64_t timed_out = 0;  // request or idle deadline
+  uint64_t rejected = 0;   // malformed, head or body too large
+  uint64_t requests = 0;   // answered
+  uint64_t open = 0;       // connections open now
+};
+
+class HttpServer {
+ public:
+  // Runs once a request's head is complete, before any of its body is
+  // read. A response returned is sent at once and the connection closed
+  // after it, unread. nullopt: the body is read and the handler runs.
+  using HeadersHook =
+      std::function<std::optional<HttpResponse>(const HttpRequest&)>;
+  using Handler = std::function<HttpResponse(const HttpRequest&)>;
+
+  // Binds `listen` (port 0: any free port) and starts the server's thread.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
+      const SocketAddress& listen, HttpLimits limits, HeadersHook on_headers,
+      Handler handler);
+  ~HttpServer();
+  // Closes every connection and joins the thread. Idempotent.
+  void Stop();
+
+  uint16_t port() const { return port_; }
+  HttpServerStats stats() const;
+
+ private:
+  struct Conn;
+  HttpServer(HttpLimits limits, HeadersHook on_headers, Handler handler);
+  void Run();
+  void Accept(int64_t now_ms);
+  void OnReadable(Conn& c, int64_t now_ms);
+  void OnWritable(Conn& c);
+  // Writes what the socket takes; true when everything went and the
+  // connection stays open for more requests.
+  bool TryWrite(Conn& c);
+  // Parses and answers what `c.in` holds, request after request, while no
+  // response is waiting to be written.
+  void Process(Conn& c, int64_t now_ms);
+  void Respond(Conn& c, const HttpResponse& r, bool close);
+  void Reject(Conn& c, int status, const char* text);
+  void UpdateInterest(Conn& c);
+  // The last response is written: stop writing, discard what still comes
+  // for a moment (Drain), then close.
+  void Finish(Conn& c);
+  void Drain(Conn& c);
+  void Close(int fd);
+  void ExpireDeadlines(int64_t now_ms);
+
+  const HttpLimits limits_;
+  HeadersHook on_headers_;
+  Handler handler_;
+  int listen_fd_ = -1;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;  // eventfd: Stop() wakes the loop
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  // Owned by the server's thread.
+  absl::flat_hash_map<int, std::unique_ptr<Conn>> conns_;
+  absl::flat_hash_map<std::string, size_t> per_ip_;
+  // Read by stats() from any thread.
+  std::atomic<uint64_t> accepted_{0}, refused_{0}, timed_out_{0},
+      rejected_{0}, requests_{0}, open_{0};
+};
+
+}  // namespace peerrelay::control
+
+#endif  // PEERRELAY_CONTROL_HTTP_SERVER_H_

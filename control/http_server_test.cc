@@ -1,0 +1,319 @@
+// The admin HTTP server under attack, over real loopback sockets: unread
+// bodies before authentication, oversized and chunked bodies, slow and idle
+// clients by the thousand, pipelining, connection caps. Every socket read
+// here has a deadline.
+#include "control/http_server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace peerrelay::control {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Resident memory of this process, KiB.
+long RssKib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, "VmRSS:")) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// A TCP client socket from `src_ip` (any 127.x address) to the server.
+int Connect(uint16_t port, const char* src_ip = "127.0.0.1") {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  inet_pton(AF_INET, src_ip, &src.sin_addr);
+  bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof(src));
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof(dst)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool SendAll(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += size_t(n);
+  }
+  return true;
+}
+
+// Reads until the peer closes or `timeout_ms` passes (or `until` appears).
+std::string ReadFor(int fd, int timeout_ms, const std::string& until = "") {
+  std::string got;
+  const auto end = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (Clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    const int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(
+                             end - Clock::now())
+                             .count());
+    if (poll(&p, 1, std::max(left, 1)) <= 0) break;
+    char buf[4096];
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    got.append(buf, size_t(n));
+    if (!until.empty() && absl::StrContains(got, until)) break;
+  }
+  return got;
+}
+
+// True when the peer has closed the connection (within `timeout_ms`).
+bool ClosedByPeer(int fd, int timeout_ms) {
+  const auto end = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (Clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0) continue;
+    char buf[4096];
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n == 0 || (n < 0 && errno == ECONNRESET)) return true;
+  }
+  return false;
+}
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void Start(HttpLimits limits = {}) {
+    auto s = HttpServer::Start(
+        SocketAddress::Parse("127.0.0.1:0").value(), limits,
+        [this](const HttpRequest& r) -> std::optional<HttpResponse> {
+          ++hooks_;
+          if (r.path == "/secret" && r.Header("authorization") != "Bearer t") {
+            return HttpResponse{.status = 403, .body = "no"};
+          }
+          return std::nullopt;
+        },
+        [this](const HttpRequest& r) {
+          ++handled_;
+          return HttpResponse{
+              .status = 200,
+              .content_type = "text/plain",
+              .body = absl::StrCat(r.method, " ", r.path, " ", r.body.size())};
+        });
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+  }
+  uint16_t port() const { return server_->port(); }
+
+  // One whole GET on a fresh connection; the time it took, or -1.
+  double TimedGetMs(const char* path) {
+    const auto t0 = Clock::now();
+    int fd = Connect(port());
+    if (fd < 0) return -1;
+    SendAll(fd, absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    std::string r = ReadFor(fd, 2000, "GET /");
+    close(fd);
+    if (!absl::StartsWith(r, "HTTP/1.1 200")) return -1;
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0)
+        .count();
+  }
+
+  std::unique_ptr<HttpServer> server_;
+  std::atomic<int> hooks_{0}, handled_{0};
+};
+
+TEST_F(HttpServerTest, AnswersARequest) {
+  Start();
+  int fd = Connect(port());
+  SendAll(fd, "POST /x?a=1 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+  std::string r = ReadFor(fd, 2000, "POST /x 3");
+  EXPECT_TRUE(absl::StartsWith(r, "HTTP/1.1 200 OK\r\n")) << r;
+  EXPECT_TRUE(absl::StrContains(r, "Content-Length: 9\r\n")) << r;
+  close(fd);
+}
+
+TEST_F(HttpServerTest, UnauthenticatedChunkedBodyIsNeverRead) {
+  Start();
+  const long before = RssKib();
+  int fd = Connect(port());
+  ASSERT_TRUE(SendAll(fd, "POST /secret HTTP/1.1\r\n"
+                          "Transfer-Encoding: chunked\r\n\r\n"));
+  // The 403 comes as soon as the head is complete, and the connection is
+  // closed: the attacker's 256 MiB of chunks go nowhere.
+  std::string chunk = absl::StrCat("100000\r\n", std::string(0x100000, 'x'),
+                                   "\r\n");
+  size_t sent = 0;
+  for (int i = 0; i < 256 && SendAll(fd, chunk); ++i) sent += chunk.size();
+  std::string r = ReadFor(fd, 2000);
+  EXPECT_TRUE(absl::StartsWith(r, "HTTP/1.1 403")) << r.substr(0, 80);
+  EXPECT_LT(sent, size_t(64) << 20) << "the server kept reading";
+  EXPECT_EQ(handled_.load(), 0);
+  EXPECT_LT(RssKib() - before, 16 * 1024) << "KiB of RSS growth";
+  close(fd);
+}
+
+TEST_F(HttpServerTest, OversizedBodiesAreRefusedUnbuffered) {
+  Start({.max_body_bytes = 1024});
+  // Declared too large: refused before a byte of it is read.
+  int fd = Connect(port());
+  SendAll(fd, "POST /secret HTTP/1.1\r\nAuthorization: Bearer t\r\n"
+              "Content-Length: 1000000000\r\n\r\n");
+  EXPECT_TRUE(absl::StartsWith(ReadFor(fd, 2000), "HTTP/1.1 413"));
+  close(fd);
+  // Chunked: refused the moment the decoded body passes the limit.
+  const long before = RssKib();
+  fd = Connect(port());
+  SendAll(fd, "POST /secret HTTP/1.1\r\nAuthorization: Bearer t\r\n"
+              "Transfer-Encoding: chunked\r\n\r\n");
+  std::string chunk = absl::StrCat("200\r\n", std::string(0x200, 'y'), "\r\n");
+  size_t sent = 0;
+  for (int i = 0; i < 100000 && SendAll(fd, chunk); ++i) sent += chunk.size();
+  EXPECT_TRUE(absl::StartsWith(ReadFor(fd, 2000), "HTTP/1.1 413"));
+  EXPECT_LT(RssKib() - before, 16 * 1024);
+  EXPECT_EQ(handled_.load(), 0);
+  close(fd);
+  // Within the limit, chunked works.
+  fd = Connect(port());
+  SendAll(fd, "POST /secret HTTP/1.1\r\nAuthorization: Bearer t\r\n"
+              "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n"
+              "0\r\n\r\n");
+  EXPECT_TRUE(absl::StrContains(ReadFor(fd, 2000, "/secret 5"), "/secret 5"));
+  close(fd);
+}
+
+TEST_F(HttpServerTest, MalformedAndHugeHeadsAreRefused) {
+  Start({.max_header_bytes = 1024});
+  struct Case {
+    std::string request;
+    const char* status;
+  } cases[] = {
+      {"GARBAGE\r\n\r\n", "HTTP/1.1 400"},
+      {"GET / HTTP/2.0\r\n\r\n", "HTTP/1.1 505"},
+      {"GET / HTTP/1.1\r\nNo colon here\r\n\r\n", "HTTP/1.1 400"},
+      {"GET / HTTP/1.1\r\nContent-Length: 5x\r\n\r\n", "HTTP/1.1 400"},
+      {"GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", "HTTP/1.1 400"},
+      {"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 1"
+       "\r\n\r\n",
+       "HTTP/1.1 400"},
+      {absl::StrCat("GET / HTTP/1.1\r\nX: ", std::string(2000, 'a'), "\r\n"),
+       "HTTP/1.1 431"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.request.substr(0, 60));
+    int fd = Connect(port());
+    SendAll(fd, c.request);
+    std::string r = ReadFor(fd, 2000);
+    EXPECT_TRUE(absl::StartsWith(r, c.status)) << r.substr(0, 60);
+    EXPECT_TRUE(absl::StrContains(r, "Connection: close"));
+    close(fd);
+  }
+  EXPECT_EQ(handled_.load(), 0);
+}
+
+TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
+  Start();
+  int fd = Connect(port());
+  SendAll(fd, "GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 2"
+              "\r\n\r\nhiGET /c HTTP/1.1\r\nConnection: close\r\n\r\n");
+  std::string r = ReadFor(fd, 2000);
+  const size_t a = r.find("GET /a 0"), b = r.find("POST /b 2"),
+               c = r.find("GET /c 0");
+  ASSERT_NE(a, std::string::npos) << r;
+  ASSERT_NE(b, std::string::npos) << r;
+  ASSERT_NE(c, std::string::npos) << r;
+  EXPECT_LT(a, b);
+  EXPECT_LT(b, c);
+  EXPECT_EQ(handled_.load(), 3);
+  close(fd);
+}
+
+TEST_F(HttpServerTest, WholeRequestDeadlineCutsSlowClients) {
+  Start({.request_timeout_ms = 300, .idle_timeout_ms = 300});
+  int fd = Connect(port());
+  const auto t0 = Clock::now();
+  // One header byte every 50 ms: never idle, never done.
+  const std::string head = "GET / HTTP/1.1\r\nX-Slow: ";
+  bool cut = false;
+  for (int i = 0; i < 60 && !cut; ++i) {
+    if (!SendAll(fd, i < int(head.size()) ? head.substr(i, 1) : "a")) {
+      cut = true;
+      break;
+    }
+    cut = ClosedByPeer(fd, 50);
+  }
+  const double ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  EXPECT_TRUE(cut) << "still open after " << ms << " ms";
+  EXPECT_LT(ms, 1500);
+  EXPECT_GE(server_->stats().timed_out, 1u);
+  close(fd);
+  // An idle connection goes too.
+  fd = Connect(port());
+  EXPECT_TRUE(ClosedByPeer(fd, 2000));
+  close(fd);
+}
+
+TEST_F(HttpServerTest, PerAddressCapClosesTheExcess) {
+  Start({.max_connections_per_ip = 4});
+  std::vector<int> fds;
+  for (int i = 0; i < 4; ++i) fds.push_back(Connect(port(), "127.0.0.2"));
+  int extra = Connect(port(), "127.0.0.2");
+  EXPECT_TRUE(ClosedByPeer(extra, 2000));
+  close(extra);
+  // Another address is not affected.
+  EXPECT_GE(TimedGetMs("/ok"), 0);
+  EXPECT_GE(server_->stats().refused, 1u);
+  for (int fd : fds) close(fd);
+}
+
+TEST_F(HttpServerTest, ThousandSlowAndIdleClientsDoNotDelayOthers) {
+  // Raise this process's fd limit: 1000 client and 1000 server sockets.
+  rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  if (rl.rlim_cur < 4096) {
+    rl.rlim_cur = std::min<rlim_t>(4096, rl.rlim_max);
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur < 2200) GTEST_SKIP() << "fd limit " << rl.rlim_cur;
+  Start({.request_timeout_ms = 20'000, .idle_timeout_ms = 20'000});
+  // 1000 attackers from 50 addresses (20 each, under the per-IP cap): half
+  // idle, half trickling a request head one byte at a time.
+  std::vector<int> fds;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string ip = absl::StrCat("127.0.1.", 1 + i % 50);
+    int fd = Connect(port(), ip.c_str());
+    ASSERT_GE(fd, 0) << i;
+    if (i % 2 == 0) SendAll(fd, "G");
+    fds.push_back(fd);
+  }
+  std::vector<double> times;
+  for (int round = 0; round < 10; ++round) {
+    for (size_t i = 0; i < fds.size(); i += 2) SendAll(fds[i], "E");
+    times.push_back(TimedGetMs(round % 2 ? "/metrics" : "/healthz"));
+  }
+  for (double t : times) {
+    EXPECT_GE(t, 0) << "request failed";
+    EXPECT_LT(t, 100) << "ms for a well-behaved client";
+  }
+  EXPECT_GE(server_->stats().open, 1000u);
+  for (int fd : fds) close(fd);
+}
+
+}  // namespace
+}  // namespace peerrelay::control
