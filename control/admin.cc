@@ -217,6 +217,10 @@ HttpReply Admin::Allocate(absl::string_view method,
     if (!keys[i].is_string()) return error(400, "DiscoKeys must be strings");
     auto parsed = disco::DiscoKey::ParseText(keys[i].get<std::string>());
     if (!parsed.ok()) return error(400, std::string(parsed.status().message()));
+    if (parsed->IsLowOrder()) {
+      return error(400, "a disco key is a low-order point (all zero?): no "
+                        "handshake could ever succeed with it");
+    }
     k[i] = *parsed;
   }
   absl::StatusOr<relay::EndpointInfo> ep = server_->Allocate(k[0], k[1], now);

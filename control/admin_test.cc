@@ -4,6 +4,8 @@
 #include "control/admin.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <httplib.h>
 
 #include <chrono>
@@ -140,6 +142,12 @@ TEST_F(AdminTest, BadBodiesAre400) {
         json{{"DiscoKeys", {k, 7}}}.dump(),
         json{{"DiscoKeys", {k, "discokey:zz"}}}.dump(),
         json{{"DiscoKeys", {k, "nodekey:" + std::string(64, 'a')}}}.dump(),
+        // Low-order points: no shared key, no handshake, ever.
+        json{{"DiscoKeys", {k, "discokey:" + std::string(64, '0')}}}.dump(),
+        json{{"DiscoKeys",
+              {k, "discokey:ecffffffffffffffffffffffffffffffffffffffffffffff"
+                  "ffffffffffffff7f"}}}
+            .dump(),
         // Valid JSON, but over 512 bytes.
         json{{"DiscoKeys", {k, kb_.ToText()}},
              {"Pad", std::string(600, 'x')}}
@@ -148,6 +156,34 @@ TEST_F(AdminTest, BadBodiesAre400) {
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 400) << body;
   }
+  EXPECT_EQ(server_->endpoint_count(), 0u);
+}
+
+TEST_F(AdminTest, UnauthenticatedBodyIsNeverRead) {
+  // A chunked body without the token: 403 as soon as the head is in, with
+  // the body unread, and the relay keeps serving.
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage ss;
+  const socklen_t len =
+      SocketAddress::Parse(absl::StrCat("127.0.0.1:", admin_->port()))
+          .value()
+          .ToSockaddr(&ss, false);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&ss), len), 0);
+  const std::string head =
+      "POST /v0/relay/endpoint HTTP/1.1\r\nHost: x\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n";
+  ASSERT_EQ(send(fd, head.data(), head.size(), MSG_NOSIGNAL),
+            ssize_t(head.size()));
+  timeval tv{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char buf[256];
+  const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+  ASSERT_GT(n, 12);
+  EXPECT_EQ(std::string(buf, 12), "HTTP/1.1 403");
+  close(fd);
+  auto health = client_->Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
   EXPECT_EQ(server_->endpoint_count(), 0u);
 }
 

@@ -36,6 +36,10 @@ struct DiscoKey {
   // "d:" + the first 16 hex digits, as Tailscale prints keys in debug views.
   std::string ShortString() const;
   bool IsZero() const;
+  // One of the Curve25519 points of small order (or its encoding with the
+  // top bit set): no shared key can be derived with it (libsodium refuses),
+  // so it can never complete a handshake. Cheap: a compare with 7 values.
+  bool IsLowOrder() const;
 
   friend bool operator==(const DiscoKey&, const DiscoKey&) = default;
   friend auto operator<=>(const DiscoKey&, const DiscoKey&) = default;

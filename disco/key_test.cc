@@ -70,5 +70,39 @@ TEST(DiscoKeyTest, KeysOrderBytewise) {
   EXPECT_LT(testing::KB(), testing::KA());  // byte 3 decides before byte 4
 }
 
+TEST(DiscoKeyTest, LowOrderKeysAreTheOnesLibsodiumRefuses) {
+  // Every key IsLowOrder names (with and without the ignored top bit) has
+  // no shared key; random keys and a few near misses do.
+  KeyPair own = KeyPair::Generate();
+  int low = 0;
+  for (int first = 0; first < 256; ++first) {
+    for (uint8_t last : {0x00, 0x7f, 0x80, 0xff, 0xb8, 0x57, 0x11, 0xd7}) {
+      DiscoKey k;
+      k.bytes.fill(0xff);
+      if (first < 2) k.bytes.fill(0);
+      k.bytes[0] = uint8_t(first);
+      k.bytes[kKeySize - 1] = last;
+      const bool refused = !SharedKey::Compute(k, own).has_value();
+      EXPECT_EQ(k.IsLowOrder(), refused) << HexEncode(k.bytes.data(), kKeySize);
+      low += k.IsLowOrder();
+    }
+  }
+  EXPECT_GE(low, 8);  // 0, 1 and p-1, p, p+1, with and without the top bit
+  for (const char* hex :
+       {"e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+        "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"}) {
+    DiscoKey k;
+    ASSERT_TRUE(HexDecode(hex, k.bytes.data(), kKeySize));
+    EXPECT_TRUE(k.IsLowOrder());
+    EXPECT_FALSE(SharedKey::Compute(k, own).has_value());
+    k.bytes[kKeySize - 1] |= 0x80;
+    EXPECT_TRUE(k.IsLowOrder());
+    EXPECT_FALSE(SharedKey::Compute(k, own).has_value());
+  }
+  for (int i = 0; i < 32; ++i) {
+    EXPECT_FALSE(KeyPair::Generate().public_key().IsLowOrder());
+  }
+}
+
 }  // namespace
 }  // namespace peerrelay::disco

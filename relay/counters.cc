@@ -33,6 +33,9 @@ absl::string_view DropReasonName(DropReason r) {
     case DropReason::kControlWaitFull: return "control_wait_full";
     case DropReason::kBadSourceAddress: return "bad_source_address";
     case DropReason::kBadCompletion: return "bad_completion";
+    case DropReason::kAllocateNotClient: return "allocate_not_client";
+    case DropReason::kAllocateUnpadded: return "allocate_unpadded";
+    case DropReason::kReplayed: return "replayed";
     case DropReason::kCount: break;
   }
   return "unknown";

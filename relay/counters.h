@@ -55,6 +55,9 @@ enum class DropReason : uint8_t {
                          // control datagram, but the wait was full
   kBadSourceAddress,     // the kernel gave a source address we cannot read
   kBadCompletion,        // io_uring: a receive buffer not in the layout asked
+  kAllocateNotClient,    // UDP allocate request for a pair without its sender
+  kAllocateUnpadded,     // UDP allocate request smaller than its reply
+  kReplayed,             // an allocate request or Answer seen before
   kCount,
 };
 inline constexpr size_t kNumDropReasons =

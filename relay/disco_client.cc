@@ -1,5 +1,7 @@
 #include "relay/disco_client.h"
 
+#include <algorithm>
+
 #include "disco/envelope.h"
 #include "geneve/geneve.h"
 
@@ -63,8 +65,9 @@ std::optional<Bytes> DiscoClient::OpenFromServer(const Bytes& d) const {
 }
 
 Bytes DiscoClient::AllocateRequest(const disco::DiscoKey& peer,
-                                  uint32_t generation) const {
-  Bytes pt(disco::kAllocateRequestSize);
+                                   uint32_t generation,
+                                   size_t padded_size) const {
+  Bytes pt(std::max(padded_size, disco::kAllocateRequestSize), 0);
   disco::MarshalAllocateRequest(
       {.client_a = key(), .client_b = peer, .generation = generation},
       pt.data());

@@ -55,8 +55,10 @@ class DiscoClient {
 
   // An AllocateUDPRelayEndpointRequest for {this client, peer} sealed to
   // the server (Geneve control, Disco, VNI 0).
-  Bytes AllocateRequest(const disco::DiscoKey& peer,
-                        uint32_t generation) const;
+  // Its plaintext is zero-padded to `padded_size` bytes (the relay answers
+  // no request smaller than its reply).
+  Bytes AllocateRequest(const disco::DiscoKey& peer, uint32_t generation,
+                        size_t padded_size = kAllocateRequestPaddedSize) const;
   std::optional<disco::AllocateResponse> OpenAllocateResponse(
       const Bytes& d) const;
 

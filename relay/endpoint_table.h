@@ -49,8 +49,13 @@ struct Side {
   std::optional<disco::SharedKey> shared;
   bool bound = false;
   SocketAddress addr;  // valid when bound
-  // current dialect: generation of the handshake in progress, 0 for none.
-  uint32_t in_progress_generation = 0;
+  // current dialect: the nonces (first 8 bytes) of the last
+  // kAnswersRemembered Answers that bound this side. A replayed Answer is
+  // refused by its nonce: its MAC alone would still verify, from the
+  // address it was captured at, until the MAC secret has rotated twice.
+  static constexpr size_t kAnswersRemembered = 8;
+  std::array<uint64_t, kAnswersRemembered> answer_nonces{};
+  uint8_t next_answer = 0;
   // seed dialect: the address the first Bind came from, and the challenge.
   bool bind_seen = false;
   SocketAddress bind_addr;

@@ -29,20 +29,20 @@ DropReason CheckCurrent(const disco::HandshakeMessage& msg,
 
 HandshakeOutcome ApplyCurrentLocked(Side& side,
                                     const disco::HandshakeMessage& msg,
-                                    bool mac_ok, const SocketAddress& from,
+                                    bool mac_ok, uint64_t answer_nonce,
+                                    const SocketAddress& from,
                                     int64_t now_ns) {
   if (msg.type == disco::MessageType::kBind) {
-    side.in_progress_generation = msg.generation;
     HandshakeOutcome out{.kind = HandshakeOutcome::kChallenge, .reply = msg};
     out.reply.type = disco::MessageType::kChallenge;
     return out;
   }
-  if (side.in_progress_generation == 0 ||
-      msg.generation != side.in_progress_generation) {
-    return Drop(DropReason::kStaleGeneration);
-  }
   if (!mac_ok) return Drop(DropReason::kBadMac);
-  side.in_progress_generation = 0;
+  for (uint64_t seen : side.answer_nonces) {
+    if (seen == answer_nonce) return Drop(DropReason::kReplayed);
+  }
+  side.answer_nonces[side.next_answer] = answer_nonce;
+  side.next_answer = uint8_t((side.next_answer + 1) % Side::kAnswersRemembered);
   return Bind(side, from, now_ns);
 }
 

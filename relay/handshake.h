@@ -33,12 +33,16 @@ DropReason CheckCurrent(const disco::HandshakeMessage& msg,
                         const disco::DiscoKey& other_key);
 
 // Current dialect. Every valid Bind is answered (on a bound side too:
-// re-binding) and its generation replaces the one in progress. An Answer
-// binds the side to `from` when its generation is the one in progress and
-// its MAC (`mac_ok`, checked over `from`) verifies.
+// re-binding); a Bind changes no state, so replayed Binds cannot stand in
+// the way of a real handshake. An Answer binds the side to `from` when its
+// MAC (`mac_ok`: over VNI, generation, remote key and `from`, under the
+// current or previous secret) verifies and its nonce (`answer_nonce`, the
+// first 8 bytes) is not one of an Answer that bound this side before (a
+// replay: kReplayed).
 HandshakeOutcome ApplyCurrentLocked(Side& side,
                                     const disco::HandshakeMessage& msg,
-                                    bool mac_ok, const SocketAddress& from,
+                                    bool mac_ok, uint64_t answer_nonce,
+                                    const SocketAddress& from,
                                     int64_t now_ns);
 
 // Seed dialect. Nothing happens on a bound side or a bound endpoint. The

@@ -52,8 +52,36 @@ void Server::SetAddresses(std::vector<SocketAddress> addresses) {
 }
 
 void Server::SetAllocateAllowlist(absl::flat_hash_set<disco::DiscoKey> keys) {
-  std::lock_guard<AllocationMutex> l(alloc_mu_);
-  allocate_allowlist_ = std::move(keys);
+  absl::flat_hash_map<disco::DiscoKey, disco::SharedKey> with_keys;
+  for (const disco::DiscoKey& k : keys) {
+    if (std::optional<disco::SharedKey> sk =
+            disco::SharedKey::Compute(k, key_pair_)) {
+      with_keys.emplace(k, *sk);
+    }
+  }
+  std::unique_lock<std::shared_mutex> l(allow_mu_);
+  allowlist_ = std::move(with_keys);
+}
+
+DropReason Server::PrecheckControl(const uint8_t* pkt, size_t len) const {
+  geneve::Header h;
+  disco::EnvelopeView env;
+  if (!geneve::Decode(pkt, len, &h)) return DropReason::kShortDatagram;
+  if (!disco::PeekEnvelope(pkt + geneve::kHeaderSize,
+                           len - geneve::kHeaderSize, &env)) {
+    return DropReason::kNotDisco;
+  }
+  const disco::DiscoKey sender = disco::DiscoKey::FromBytes(env.sender_key);
+  if (h.vni == kAllocateVni) {
+    std::shared_lock<std::shared_mutex> l(allow_mu_);
+    return allowlist_.contains(sender) ? DropReason::kCount
+                                       : DropReason::kAllocateNotAllowed;
+  }
+  return table_.WithShared(h.vni, [&](const Endpoint* ep) {
+    if (ep == nullptr) return DropReason::kUnknownVni;
+    if (ep->SideOf(sender) < 0) return DropReason::kUnknownSender;
+    return DropReason::kCount;
+  });
 }
 
 std::vector<SocketAddress> Server::addresses() const {
@@ -101,6 +129,10 @@ absl::StatusOr<EndpointInfo> Server::Allocate(const disco::DiscoKey& a,
   }
   if (a == b) {
     return absl::InvalidArgumentError("the two client disco keys are equal");
+  }
+  if (a.IsLowOrder() || b.IsLowOrder()) {
+    return absl::InvalidArgumentError(
+        "a client disco key is a low-order point (no handshake can succeed)");
   }
   if (addresses_.empty()) {
     return absl::UnavailableError("no address to advertise yet");

@@ -102,6 +102,14 @@ struct Verdict {
 inline constexpr uint32_t kAllocateVni = 0;
 // Addresses an allocate response carries at most (keeps replies bounded).
 inline constexpr size_t kMaxResponseAddresses = 8;
+// An allocate request must be at least as large as its reply (see README
+// "Allocation over UDP"): clients pad its plaintext to this size, the reply
+// with the most addresses.
+inline constexpr size_t kAllocateRequestPaddedSize =
+    disco::kAllocateResponseFixedSize +
+    kMaxResponseAddresses * disco::kAddressEntrySize;
+// The largest allocate request plaintext the relay opens.
+inline constexpr size_t kMaxAllocateRequest = 400;
 
 // The largest control reply: an allocate response with the most addresses
 // (a handshake Challenge is smaller).
@@ -173,7 +181,16 @@ class Server {
   void Close();
   void SetAddresses(std::vector<SocketAddress> addresses);
   // Client keys allowed to allocate over UDP (VNI 0 requests). Empty: none.
+  // Their shared keys are computed here, once per load, so a forged request
+  // naming an allowlisted key costs a box open, not a Curve25519 operation.
+  // Low-order keys are left out.
   void SetAllocateAllowlist(absl::flat_hash_set<disco::DiscoKey> keys);
+
+  // The workers' check of a control datagram before it is charged to the
+  // handshake budget or queued, without crypto: its envelope must name a
+  // client of an existing endpoint (or, for VNI 0, an allowlisted key).
+  // kCount when it does, else the drop reason.
+  DropReason PrecheckControl(const uint8_t* pkt, size_t len) const;
   std::vector<SocketAddress> addresses() const;
 
   // Every endpoint, by VNI. With `limit`, only the `limit` lowest VNIs are
@@ -222,8 +239,13 @@ class Server {
   size_t SealReply(uint32_t vni, const uint8_t* pt, size_t pt_len,
                    const disco::SharedKey& key, uint8_t* out) const;
   bool HandleAllocateRequest(const disco::EnvelopeView& env,
-                             const SocketAddress& from, int64_t now_ns,
-                             Counters* c, ControlReply* reply);
+                             size_t request_len, const SocketAddress& from,
+                             int64_t now_ns, Counters* c,
+                             ControlReply* reply);
+  // True the first time `nonce` (of an allocate request from `sender`) is
+  // seen; remembers the last kAllocateNoncesKept of each sender.
+  bool FirstAllocateNonce(const disco::DiscoKey& sender,
+                          const uint8_t* nonce);
 
   const disco::KeyPair key_pair_;
   const disco::Dialect dialect_;
@@ -238,7 +260,21 @@ class Server {
   uint64_t lamport_ = 0;                       // guarded by alloc_mu_
   bool closed_ = false;                        // guarded by alloc_mu_
   std::vector<SocketAddress> addresses_;       // guarded by alloc_mu_
-  absl::flat_hash_set<disco::DiscoKey> allocate_allowlist_;  // alloc_mu_
+
+  // Allowlisted keys and their shared keys; read by every worker.
+  mutable std::shared_mutex allow_mu_;
+  absl::flat_hash_map<disco::DiscoKey, disco::SharedKey> allowlist_;
+
+  // Nonces of recent allocate requests, per requester (replays get
+  // nothing). Only allowlisted keys with a box that opened get here, so the
+  // table holds at most one ring per allowlisted key.
+  static constexpr size_t kAllocateNoncesKept = 256;
+  struct NonceRing {
+    std::array<uint64_t, kAllocateNoncesKept> seen{};
+    size_t next = 0;
+  };
+  std::mutex nonce_mu_;
+  absl::flat_hash_map<disco::DiscoKey, NonceRing> allocate_nonces_;
 
   EndpointTable table_;
 };

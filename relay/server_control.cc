@@ -3,6 +3,9 @@
 // applied under one shard's exclusive lock by the rules of handshake.h.
 #include <sodium.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "relay/handshake.h"
 #include "relay/server.h"
 
@@ -16,6 +19,7 @@ struct Server::OpenedControl {
   disco::SharedKey shared;
   disco::HandshakeMessage msg;
   bool mac_ok = false;  // current dialect, Answers: MAC over `from` verifies
+  uint64_t nonce = 0;   // the box's first 8 nonce bytes (replay check)
 };
 
 size_t Server::SealReply(uint32_t vni, const uint8_t* pt, size_t pt_len,
@@ -45,7 +49,7 @@ bool Server::HandleControl(const uint8_t* pkt, size_t len,
     return drop(DropReason::kNotDisco);
   }
   if (h.vni == kAllocateVni) {
-    return HandleAllocateRequest(env, from, now_ns, c, reply);
+    return HandleAllocateRequest(env, len, from, now_ns, c, reply);
   }
   // 1. Open and verify, outside every lock.
   OpenedControl m;
@@ -60,7 +64,7 @@ bool Server::HandleControl(const uint8_t* pkt, size_t len,
     }
     Side& s = ep->sides[m.side];
     return dialect_ == disco::Dialect::kCurrent
-               ? ApplyCurrentLocked(s, m.msg, m.mac_ok, from, now_ns)
+               ? ApplyCurrentLocked(s, m.msg, m.mac_ok, m.nonce, from, now_ns)
                : ApplySeedLocked(*ep, s, m.msg, from, now_ns);
   });
   if (out.kind == HandshakeOutcome::kDrop) return drop(out.reason);
@@ -89,6 +93,7 @@ DropReason Server::OpenControl(const geneve::Header& h,
   const bool current = dialect_ == disco::Dialect::kCurrent;
   if (current) mac_.MaybeRotate(now_ns);
   out->vni = h.vni;
+  std::memcpy(&out->nonce, env.sealed, sizeof(out->nonce));
   disco::DiscoKey other_key;
   std::optional<disco::SharedKey> shared;
   DropReason r = table_.WithShared(h.vni, [&](const Endpoint* ep) {
@@ -155,7 +160,23 @@ std::optional<disco::SharedKey> Server::SharedKeyFor(
   return shared;
 }
 
+bool Server::FirstAllocateNonce(const disco::DiscoKey& sender,
+                                const uint8_t* nonce) {
+  // The first 8 of the 24 random nonce bytes: a chance collision is 2^-64.
+  uint64_t id;
+  std::memcpy(&id, nonce, sizeof(id));
+  std::lock_guard<std::mutex> l(nonce_mu_);
+  NonceRing& ring = allocate_nonces_[sender];
+  for (uint64_t seen : ring.seen) {
+    if (seen == id) return false;
+  }
+  ring.seen[ring.next] = id;
+  ring.next = (ring.next + 1) % kAllocateNoncesKept;
+  return true;
+}
+
 bool Server::HandleAllocateRequest(const disco::EnvelopeView& env,
+                                   size_t request_len,
                                    const SocketAddress& from, int64_t now_ns,
                                    Counters* c, ControlReply* reply) {
   auto drop = [c](DropReason r) {
@@ -163,18 +184,16 @@ bool Server::HandleAllocateRequest(const disco::EnvelopeView& env,
     return false;
   };
   const disco::DiscoKey sender = disco::DiscoKey::FromBytes(env.sender_key);
+  std::optional<disco::SharedKey> shared;
   {
-    // Checked before any crypto: strangers cost a hash lookup only.
-    std::lock_guard<AllocationMutex> l(alloc_mu_);
-    if (!allocate_allowlist_.contains(sender)) {
-      return drop(DropReason::kAllocateNotAllowed);
-    }
+    // Strangers cost a hash lookup; allowlisted keys' shared keys were
+    // computed at load.
+    std::shared_lock<std::shared_mutex> l(allow_mu_);
+    auto it = allowlist_.find(sender);
+    if (it == allowlist_.end()) return drop(DropReason::kAllocateNotAllowed);
+    shared = it->second;
   }
-  std::optional<disco::SharedKey> shared =
-      disco::SharedKey::Compute(sender, key_pair_);
-  c->key_computations.Add();
-  if (!shared) return drop(DropReason::kBadSenderKey);
-  uint8_t pt[256];
+  uint8_t pt[kMaxAllocateRequest];
   if (env.sealed_len > sizeof(pt) + disco::kBoxOverhead) {
     return drop(DropReason::kBadMessage);
   }
@@ -186,6 +205,22 @@ bool Server::HandleAllocateRequest(const disco::EnvelopeView& env,
   if (disco::ParseAllocateRequest(pt, pt_len, &req) !=
       disco::ParseError::kOk) {
     return drop(DropReason::kBadMessage);
+  }
+  // As Tailscale's server: only one of the pair may ask.
+  if (req.client_a != sender && req.client_b != sender) {
+    return drop(DropReason::kAllocateNotClient);
+  }
+  // No reply larger than its request: the source address is unverified,
+  // and a bigger reply would make the relay a reflection amplifier.
+  const size_t n_addr = std::min(addresses().size(), kMaxResponseAddresses);
+  const size_t reply_len = geneve::kHeaderSize + disco::kEnvelopeOverhead +
+                           disco::kAllocateResponseFixedSize +
+                           n_addr * disco::kAddressEntrySize;
+  if (request_len < reply_len) return drop(DropReason::kAllocateUnpadded);
+  // A captured request replayed (from anywhere) gets nothing and changes
+  // nothing.
+  if (!FirstAllocateNonce(sender, env.sealed)) {
+    return drop(DropReason::kReplayed);
   }
   absl::StatusOr<EndpointInfo> ep =
       Allocate(req.client_a, req.client_b, now_ns);

@@ -395,13 +395,55 @@ TEST_P(ServerTest, UdpAllocationOnlyForAllowlistedKeys) {
   ASSERT_EQ(resp->addresses.size(), 2u);
   EXPECT_EQ(resp->addresses[1].ToString(), "[2001:db8::1]:7777");
   EXPECT_EQ(c_.allocations_udp.Get(), 1u);
-  // The same pair again: the same endpoint.
-  auto again = a_->OpenAllocateResponse(*Control(a_->address(), req));
+  // Never a reply larger than its request (the source is unverified).
+  EXPECT_LE(reply->size(), req.size());
+  // The same pair again, a fresh request: the same endpoint.
+  auto again = a_->OpenAllocateResponse(
+      *Control(a_->address(), a_->AllocateRequest(b_->key(), 43)));
+  ASSERT_TRUE(again.has_value());
   EXPECT_EQ(again->vni, resp->vni);
   // B is not on the list.
   ExpectDrop(DropReason::kAllocateNotAllowed, [&] {
     Control(b_->address(), b_->AllocateRequest(a_->key(), 1));
   });
+}
+
+TEST_P(ServerTest, UdpAllocationReplaysAndReflectionsGetNothing) {
+  server_->SetAllocateAllowlist({a_->key()});
+  const uint64_t keys_before = c_.key_computations.Get();
+  const Bytes req = a_->AllocateRequest(b_->key(), 1);
+  ASSERT_TRUE(Control(a_->address(), req).has_value());
+  ASSERT_EQ(server_->endpoint_count(), 1u);
+  const uint64_t lamport = server_->Sessions().at(0).lamport_id;
+  // Replayed, from anywhere: no reply and nothing changes (in the seed
+  // dialect a new allocation would have replaced a bound endpoint).
+  for (const char* from : {"198.51.100.9:1", "203.0.113.5:53"}) {
+    ExpectDrop(DropReason::kReplayed, [&] { Control(Addr(from), req); });
+  }
+  ExpectDrop(DropReason::kReplayed, [&] { Control(a_->address(), req); });
+  EXPECT_EQ(server_->Sessions().at(0).lamport_id, lamport);
+  // Unpadded: a reply would be larger than the request.
+  ExpectDrop(DropReason::kAllocateUnpadded, [&] {
+    Control(a_->address(), a_->AllocateRequest(b_->key(), 2, 0));
+  });
+  // The requester must be one of the pair.
+  DiscoClient c(GetParam(), server_->server_key(), Addr("192.0.2.50:5"));
+  Bytes pt(kAllocateRequestPaddedSize, 0);
+  disco::MarshalAllocateRequest(
+      {.client_a = b_->key(), .client_b = c.key(), .generation = 3},
+      pt.data());
+  ExpectDrop(DropReason::kAllocateNotClient,
+             [&] { Control(a_->address(), a_->SealRaw(pt, kAllocateVni)); });
+  EXPECT_EQ(server_->endpoint_count(), 1u);
+  // The allowlisted key's shared key was computed at load, not per request.
+  EXPECT_EQ(c_.key_computations.Get(), keys_before);
+}
+
+TEST_P(ServerTest, LowOrderClientKeysAreRefused) {
+  disco::DiscoKey zero;
+  auto r = server_->Allocate(a_->key(), zero, now_);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(server_->endpoint_count(), 0u);
 }
 
 // ---- Seed-only rules ----
@@ -490,18 +532,59 @@ TEST_P(CurrentServerTest, HandshakeFieldChecks) {
              [&] { Control(a_->address(), a_->Bind(0)); });
 }
 
-TEST_P(CurrentServerTest, AnswerMustCarryTheInProgressGeneration) {
+TEST_P(CurrentServerTest, AnyLiveChallengeBindsButAnAnswerBindsOnlyOnce) {
   AllocateAB();
   auto ch1 = a_->OpenChallenge(*Control(a_->address(), a_->Bind(1)));
   auto ch2 = a_->OpenChallenge(*Control(a_->address(), a_->Bind(2)));
   ASSERT_TRUE(ch1 && ch2);
-  // Generation 2 replaced generation 1.
-  ExpectDrop(DropReason::kStaleGeneration,
-             [&] { Control(a_->address(), a_->Answer(*ch1)); });
-  EXPECT_FALSE(Control(a_->address(), a_->Answer(*ch2)).has_value());
-  // The generation is cleared once bound: a replay is stale.
-  ExpectDrop(DropReason::kStaleGeneration,
-             [&] { Control(a_->address(), a_->Answer(*ch2)); });
+  // A later Bind does not void the earlier Challenge: Binds change nothing.
+  const Bytes answer1 = a_->Answer(*ch1);
+  EXPECT_FALSE(Control(a_->address(), answer1).has_value());
+  EXPECT_EQ(c_.handshakes_completed.Get(), 1u);
+  // The same Answer again (the same box, the same nonce) is a replay.
+  ExpectDrop(DropReason::kReplayed,
+             [&] { Control(a_->address(), answer1); });
+  // A fresh Answer (a new box) re-binds: a restarted client counts its
+  // generations from 1 again and must still get through.
+  EXPECT_FALSE(Control(a_->address(), a_->Answer(*ch1)).has_value());
+  EXPECT_EQ(c_.handshakes_completed.Get(), 2u);
+}
+
+TEST_P(CurrentServerTest, ReplayedBindsCannotBlockARebind) {
+  AllocateAB();
+  const Bytes captured = a_->Bind(7);
+  const SocketAddress attacker = Addr("203.0.113.66:666");
+  for (int i = 0; i < 500; ++i) Control(attacker, captured);
+  // The real client's handshake, between replays, still binds.
+  auto ch = a_->OpenChallenge(*Control(a_->address(), a_->Bind(8)));
+  ASSERT_TRUE(ch.has_value());
+  for (int i = 0; i < 50; ++i) Control(attacker, captured);
+  EXPECT_FALSE(Control(a_->address(), a_->Answer(*ch)).has_value());
+  EXPECT_EQ(c_.handshakes_completed.Get(), 1u);
+}
+
+TEST_P(CurrentServerTest, CapturedHandshakeReplayedFromTheOldAddressIsRefused) {
+  AllocateAB();
+  ASSERT_TRUE(b_->Handshake(*server_, now_, &c_));
+  // A binds at its first address; an attacker records both messages.
+  const SocketAddress old_addr = a_->address();
+  const Bytes bind1 = a_->Bind(1);
+  auto ch1 = a_->OpenChallenge(*Control(old_addr, bind1));
+  ASSERT_TRUE(ch1.has_value());
+  const Bytes answer1 = a_->Answer(*ch1);
+  EXPECT_FALSE(Control(old_addr, answer1).has_value());
+  // A moves and re-binds from its new address.
+  const SocketAddress new_addr = Addr("198.51.100.77:4242");
+  auto ch2 = a_->OpenChallenge(*Control(new_addr, a_->Bind(2)));
+  ASSERT_TRUE(ch2.has_value());
+  EXPECT_FALSE(Control(new_addr, a_->Answer(*ch2)).has_value());
+  // The attacker, now holding A's old address, replays the pair: the Bind
+  // is answered (to the old address, no larger than the Bind), the Answer
+  // is refused, and B's traffic keeps going to A's new address.
+  EXPECT_TRUE(Control(old_addr, bind1).has_value());
+  ExpectDrop(DropReason::kReplayed, [&] { Control(old_addr, answer1); });
+  SessionInfo s = server_->Sessions().at(0);
+  EXPECT_EQ(s.bound[s.client_keys[0] == a_->key() ? 0 : 1], new_addr);
 }
 
 TEST_P(CurrentServerTest, BindsFromOtherAddressesAreAnsweredButAnswerMustComeFromWhereTheChallengeWent) {

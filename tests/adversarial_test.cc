@@ -150,13 +150,13 @@ TEST_P(AdversarialTest, ReplayedHandshakeMessagesAreDropped) {
     EXPECT_TRUE(h_->WaitDropped(DropReason::kUnknownSender, before + 1));
   }
   EXPECT_EQ(h_->server().bound_count(), 0u);
-  // The genuine Answer still binds A; replaying it afterwards is stale (or
-  // already bound, seed).
+  // The genuine Answer still binds A; replaying it afterwards is refused
+  // (its nonce was seen; seed: the side is already bound).
   const uint64_t done = h_->relay().Counters().handshakes_completed;
   ASSERT_TRUE(a.sock.SendTo(answer, relay));
   ASSERT_TRUE(RelayHarness::WaitFor(
       [&] { return h_->relay().Counters().handshakes_completed > done; }));
-  const DropReason replay = Current() ? DropReason::kStaleGeneration
+  const DropReason replay = Current() ? DropReason::kReplayed
                                       : DropReason::kAlreadyBound;
   const uint64_t before = h_->relay().Counters().Dropped(replay);
   ASSERT_TRUE(a.sock.SendTo(answer, relay));
