@@ -224,6 +224,64 @@ TEST_P(AdversarialTest, HandshakeFloodIsRateLimitedAndBoundPairsKeepRelaying) {
   EXPECT_EQ(Drain(evil, 50), 0u);
 }
 
+TEST_P(AdversarialTest, JunkControlDatagramsDoNotSpendTheHandshakeBudget) {
+  h_.reset();
+  // A small total budget, so that junk charged to it would show.
+  Start({}, {.workers = 1,
+             .handshake_rate_total = 200,
+             .handshake_burst_total = 40});
+  Client a = h_->NewClient(), b = h_->NewClient();
+  h_->AllocatePair(a, b);
+  // Junk from 64 source ports: 16-byte control datagrams, envelopes for
+  // VNIs that do not exist, and envelopes for a real VNI from a key that
+  // is not one of its clients.
+  std::vector<Client> evil;
+  for (int i = 0; i < 64; ++i) evil.push_back(h_->NewClient());
+  relay::DiscoClient stranger(GetParam(), h_->server().server_key(),
+                              evil[0].sock.local());
+  stranger.SetEndpoint(a.disco->vni(), b.disco->key());
+  const Bytes wrong_key = stranger.Bind(1);
+  stranger.SetEndpoint(0x777777, b.disco->key());
+  const Bytes wrong_vni = stranger.Bind(1);
+  Bytes short_junk(16, 0x5a);
+  short_junk[0] = 0;
+  short_junk[1] = 0x80;
+  short_junk[2] = 0x7a;
+  short_junk[3] = 0x11;
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> junk_sent{0};
+  std::thread flood([&] {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (uint64_t i = 0; !done.load() && i < 2'000'000 &&
+                         std::chrono::steady_clock::now() < end;
+         ++i) {
+      const Bytes& d = i % 3 == 0 ? short_junk : i % 3 == 1 ? wrong_vni : wrong_key;
+      evil[i % evil.size()].sock.SendTo(d, h_->relay_addr());
+      junk_sent.fetch_add(1);
+    }
+  });
+  // 30 handshakes from real clients while the junk flows: all complete.
+  int completed = 0;
+  std::vector<Client> pairs;
+  for (int i = 0; i < 15; ++i) {
+    Client c = h_->NewClient(), d = h_->NewClient();
+    completed += h_->BindPair(c, d) ? 2 : 0;
+    pairs.push_back(std::move(c));
+    pairs.push_back(std::move(d));
+  }
+  done.store(true);
+  flood.join();
+  EXPECT_EQ(completed, 30);
+  relay::CountersSnapshot s = h_->relay().Counters();
+  EXPECT_GT(junk_sent.load(), 1000u);
+  // The junk was dropped before the budget: none of it is rate limited.
+  EXPECT_EQ(s.Dropped(DropReason::kRateLimited), 0u);
+  EXPECT_GT(s.Dropped(DropReason::kNotDisco), 0u);
+  EXPECT_GT(s.Dropped(DropReason::kUnknownVni), 0u);
+  EXPECT_GT(s.Dropped(DropReason::kUnknownSender), 0u);
+  EXPECT_EQ(s.Dropped(DropReason::kBoxOpenFailed), 0u);
+}
+
 TEST_P(AdversarialTest, AllocationFloodToExhaustionRecoversAfterExpiry) {
   h_.reset();
   // The per-source handshake limit would shed the flood before it reaches
