@@ -272,20 +272,27 @@ HttpReply Admin::Metrics() const {
     f->metric.push_back(std::move(m));
   };
 
-  // Per-core counters, per worker (the slow path as its own "worker").
+  // Per-core counters, per worker, with the stage that counted them:
+  // stage="worker" for the receive workers (every datagram received is
+  // counted once there: received = relayed + slow_path + dropped), and
+  // stage="slow_path" for what the slow path did with what it was handed.
   const int workers = relay_->workers();
   std::vector<relay::CountersSnapshot> blocks;
   for (int i = 0; i < workers; ++i) blocks.push_back(relay_->WorkerCounters(i));
   blocks.push_back(relay_->SlowPathCounters());
-  auto worker_label = [workers](size_t i) {
-    return ClientMetric::Label{
-        "worker", int(i) == workers ? "slow_path" : std::to_string(i)};
+  auto stage = [workers](size_t i) {
+    return int(i) == workers ? "slow_path" : "worker";
+  };
+  auto labels = [&](size_t i) {
+    return std::vector<ClientMetric::Label>{
+        {"stage", stage(i)},
+        {"worker", int(i) == workers ? "slow_path" : std::to_string(i)}};
   };
 #define PEERRELAY_EXPORT(field, metric, help)                    \
   {                                                              \
     MetricFamily* f = family(metric, help, MetricType::Counter); \
     for (size_t i = 0; i < blocks.size(); ++i) {                 \
-      add(f, {worker_label(i)}, double(blocks[i].field));        \
+      add(f, labels(i), double(blocks[i].field));                \
     }                                                            \
   }
   PEERRELAY_COUNTER_FIELDS(PEERRELAY_EXPORT)
@@ -293,14 +300,20 @@ HttpReply Admin::Metrics() const {
 
   MetricFamily* drops =
       family("dropped_datagrams_total",
-             "Datagrams dropped, by reason (every drop is silent on the wire).",
+             "Datagrams dropped, by reason and by the stage that dropped them "
+             "(every drop is silent on the wire).",
              MetricType::Counter);
-  for (size_t r = 0; r < relay::kNumDropReasons; ++r) {
-    uint64_t n = 0;
-    for (const auto& b : blocks) n += b.dropped[r];
-    add(drops,
-        {{"reason", std::string(relay::DropReasonName(relay::DropReason(r)))}},
-        double(n));
+  for (const char* st : {"worker", "slow_path"}) {
+    for (size_t r = 0; r < relay::kNumDropReasons; ++r) {
+      uint64_t n = 0;
+      for (size_t i = 0; i < blocks.size(); ++i) {
+        if (std::string(stage(i)) == st) n += blocks[i].dropped[r];
+      }
+      add(drops,
+          {{"reason", std::string(relay::DropReasonName(relay::DropReason(r)))},
+           {"stage", st}},
+          double(n));
+    }
   }
 
   const size_t total = server_->endpoint_count();

@@ -319,8 +319,15 @@ TEST_F(AdminTest, SessionsAndMetricsMatchWhatWasSent) {
   EXPECT_EQ(Sum(m, "peerrelay_slow_path_datagrams_total"), 4);
   EXPECT_EQ(Sum(m, "peerrelay_dropped_datagrams_total", "unknown_source"), 1);
   EXPECT_EQ(Sum(m, "peerrelay_dropped_datagrams_total"), 1);
-  // received = relayed + slow path + dropped
+  // received = relayed + slow path + dropped, checkable from the scrape:
+  // the workers' stage alone.
   EXPECT_EQ(Sum(m, "peerrelay_received_datagrams_total"), 15);
+  const std::string w = "stage=\"worker\"";
+  EXPECT_EQ(Sum(m, "peerrelay_received_datagrams_total", w),
+            Sum(m, "peerrelay_relayed_datagrams_total", w) +
+                Sum(m, "peerrelay_slow_path_datagrams_total", w) +
+                Sum(m, "peerrelay_dropped_datagrams_total", w));
+  EXPECT_EQ(Sum(m, "peerrelay_received_datagrams_total", w), 15);
   EXPECT_EQ(Sum(m, "peerrelay_endpoints", "open"), 1);
   EXPECT_EQ(Sum(m, "peerrelay_endpoints", "connecting"), 0);
   EXPECT_EQ(Sum(m, "peerrelay_allocations_total", "http"), 1);
