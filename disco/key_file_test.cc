@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <string>
 #include <fstream>
 
 namespace peerrelay::disco {
@@ -41,6 +42,64 @@ TEST(KeyFileTest, BadContentIsAClearError) {
 
 TEST(KeyFileTest, UnwritableDirectoryIsAnError) {
   EXPECT_FALSE(LoadOrCreateKeyFile("/nonexistent-dir/key").ok());
+}
+
+TEST(KeyFileTest, AnUnreadableKeyIsNeverReplaced) {
+  // Something that exists but cannot be read as a key: a directory, a FIFO
+  // (which must not hang the open either). Each is an error naming the
+  // path; nothing is created in its place.
+  const std::string dir = TempPath("key-is-a-dir");
+  mkdir(dir.c_str(), 0700);
+  const std::string fifo = TempPath("key-is-a-fifo");
+  unlink(fifo.c_str());
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& path : {dir, fifo}) {
+    SCOPED_TRACE(path);
+    auto k = LoadOrCreateKeyFile(path);
+    ASSERT_FALSE(k.ok());
+    EXPECT_FALSE(absl::IsNotFound(k.status()));
+    EXPECT_NE(k.status().message().find(path), std::string::npos);
+    EXPECT_NE(access((path + ".tmp").c_str(), F_OK), 0) << "a key was written";
+  }
+  struct stat st;
+  ASSERT_EQ(stat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+}
+
+TEST(KeyFileTest, LoadNeverCreates) {
+  const std::string path = TempPath("key-load-only");
+  unlink(path.c_str());
+  auto k = LoadKeyFile(path);
+  EXPECT_TRUE(absl::IsNotFound(k.status()));
+  EXPECT_NE(access(path.c_str(), F_OK), 0);
+}
+
+TEST(KeyFileTest, APlantedSymlinkIsNotFollowed) {
+  const std::string path = TempPath("key-symlinked");
+  const std::string victim = TempPath("victim-file");
+  unlink(path.c_str());
+  unlink((path + ".tmp").c_str());
+  std::ofstream(victim) << "precious\n";
+  ASSERT_EQ(symlink(victim.c_str(), (path + ".tmp").c_str()), 0);
+  auto k = LoadOrCreateKeyFile(path);
+  EXPECT_FALSE(k.ok());
+  std::ifstream in(victim);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "precious");
+  unlink((path + ".tmp").c_str());
+}
+
+TEST(KeyFileTest, GroupReadableKeyWarns) {
+  const std::string path = TempPath("key-readable");
+  unlink(path.c_str());
+  ASSERT_TRUE(LoadOrCreateKeyFile(path).ok());
+  std::string warning;
+  ASSERT_TRUE(LoadKeyFile(path, &warning).ok());
+  EXPECT_EQ(warning, "");
+  chmod(path.c_str(), 0644);
+  ASSERT_TRUE(LoadKeyFile(path, &warning).ok());
+  EXPECT_NE(warning.find("mode 0644"), std::string::npos) << warning;
 }
 
 }  // namespace

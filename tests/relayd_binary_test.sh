@@ -42,8 +42,28 @@ grep -q "port 7778.*profile seed" "$work/check.out" || fail "flagfile: $(cat "$w
 if "$RELAYD" --check_config --profile=nope > /dev/null 2>&1; then fail "check_config accepted a bad flag"; fi
 
 "$CLIENT" --key_file="$work/a.key" --print_public_key > "$work/allow"
+# Printing and checking never write a key: only a serving relayd creates it.
+if "$RELAYD" --key_file="$work/server.key" --print_public_key > /dev/null 2> "$work/err"; then
+  fail "--print_public_key without a key file succeeded"
+fi
+grep -q "no key file at" "$work/err" || fail "print without key: $(cat "$work/err")"
+"$RELAYD" --key_file="$work/server.key" --check_config > /dev/null || fail "check_config without key"
+[ ! -e "$work/server.key" ] || fail "print/check created the key file"
+"$RELAYD" --key_file="$work/server.key" --listen=127.0.0.1 --port=0 \
+  --admin_listen=off --run_for=0.2s 2> /dev/null || fail "first start"
 key1=$("$RELAYD" --key_file="$work/server.key" --print_public_key)
 [ "$(stat -c %a "$work/server.key")" = 600 ] || fail "key file mode"
+# An existing key that cannot be read is an error, never replaced.
+mkdir "$work/dirkey"
+if "$RELAYD" --key_file="$work/dirkey" --listen=127.0.0.1 --port=0 \
+    --admin_listen=off --run_for=0.2s 2> "$work/err"; then
+  fail "unreadable key accepted"
+fi
+grep -q "not a regular file" "$work/err" || fail "unreadable key: $(cat "$work/err")"
+# A group-readable key warns.
+cp "$work/server.key" "$work/open.key"; chmod 644 "$work/open.key"
+"$RELAYD" --key_file="$work/open.key" --check_config > /dev/null 2> "$work/err"
+grep -q "warning: key file .*(mode 0644)" "$work/err" || fail "no mode warning"
 key2=$("$RELAYD" --key_file="$work/server.key" --print_public_key)
 [ "$key1" = "$key2" ] || fail "key changed across restarts"
 

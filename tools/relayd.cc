@@ -85,11 +85,6 @@ absl::Status Fail(absl::string_view msg) {
   return absl::InvalidArgumentError(msg);
 }
 
-absl::StatusOr<disco::KeyPair> LoadOrCreateKey(const std::string& path) {
-  if (path.empty()) return disco::KeyPair::Generate();
-  return disco::LoadOrCreateKeyFile(path);
-}
-
 absl::StatusOr<absl::flat_hash_set<disco::DiscoKey>> LoadAllowlist(
     const std::string& path) {
   absl::flat_hash_set<disco::DiscoKey> keys;
@@ -224,15 +219,24 @@ absl::StatusOr<AdvertiseSpec> ParseAdvertise(const std::string& s) {
 }
 
 // Reads and checks every flag except --print_public_key and --check_config.
-// `dry_run`: a missing key file is not created.
-absl::StatusOr<RelaydConfig> ParseConfig(bool dry_run) {
+// `read_only` (those two modes): the key file is read, never created.
+absl::StatusOr<RelaydConfig> ParseConfig(bool read_only) {
   RelaydConfig c;
   c.key_file = absl::GetFlag(FLAGS_key_file);
-  c.key_missing = !c.key_file.empty() && access(c.key_file.c_str(), F_OK) != 0;
-  auto kp = dry_run && c.key_missing
-                ? absl::StatusOr<disco::KeyPair>(disco::KeyPair::Generate())
-                : LoadOrCreateKey(c.key_file);
+  std::string warning;
+  absl::StatusOr<disco::KeyPair> kp = disco::KeyPair::Generate();
+  if (!c.key_file.empty()) {
+    kp = read_only ? disco::LoadKeyFile(c.key_file, &warning)
+                   : disco::LoadOrCreateKeyFile(c.key_file, &warning);
+    if (read_only && absl::IsNotFound(kp.status())) {
+      c.key_missing = true;
+      kp = disco::KeyPair::Generate();
+    }
+  }
   if (!kp.ok()) return kp.status();
+  if (!warning.empty()) {
+    std::fprintf(stderr, "relayd: warning: %s\n", warning.c_str());
+  }
   c.key_pair = *kp;
   const int port = absl::GetFlag(FLAGS_port);
   if (port < 0 || port > 65535) return Fail("--port must be 0..65535");
@@ -466,9 +470,16 @@ int Main(int argc, char** argv) {
     return bad(absl::StrCat("unexpected argument '", rest[1], "'"));
   }
   const bool check = absl::GetFlag(FLAGS_check_config);
-  absl::StatusOr<RelaydConfig> config = ParseConfig(check);
+  const bool print = absl::GetFlag(FLAGS_print_public_key);
+  absl::StatusOr<RelaydConfig> config = ParseConfig(check || print);
   if (!config.ok()) return bad(config.status().message());
-  if (absl::GetFlag(FLAGS_print_public_key)) {
+  if (print) {
+    if (config->key_file.empty() || config->key_missing) {
+      return bad(absl::StrCat(
+          "--print_public_key: no key file",
+          config->key_file.empty() ? "" : absl::StrCat(" at ", config->key_file),
+          " (relayd creates it on its first start with --key_file)"));
+    }
     std::printf("%s\n", config->key_pair->public_key().ToText().c_str());
     return 0;
   }
