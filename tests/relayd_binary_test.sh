@@ -144,7 +144,19 @@ grep -q "127.0.0.1:[0-9]*(d:" "$work/sessions.txt" || fail "no bound leg in sess
 "$CTL" --admin="$admin" metrics > "$work/metrics.txt"
 grep -q "^relayed_datagrams_total" "$work/metrics.txt" || fail "metrics: $(cat "$work/metrics.txt")"
 grep -q "^handshakes_completed_total *2" "$work/metrics.txt" || fail "handshakes metric"
-kill -TERM $pid; wait $pid || fail "exit code on SIGTERM"
+# A reload that cannot read its file (a FIFO with no writer, as a hung
+# mount would) never blocks the signal loop: it fails, the old settings
+# stay, and SIGTERM is still handled at once.
+rm -f "$work/token"; mkfifo "$work/token"
+kill -HUP $pid
+for _ in $(seq 50); do grep -q "SIGHUP: reload failed" "$work/ops.log" && break; sleep 0.05; done
+grep -q "SIGHUP: reload failed.*not a regular file" "$work/ops.log" || fail "fifo reload: $(tail -2 "$work/ops.log")"
+"$CTL" --admin="$admin" --token_file="$work/old-token" health > /dev/null || fail "health after failed reload"
+kill -TERM $pid
+for _ in $(seq 40); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+if kill -0 $pid 2>/dev/null; then fail "SIGTERM not handled after a blocked reload"; fi
+wait $pid || fail "exit code on SIGTERM"
+rm -f "$work/token"; echo "tok-2" > "$work/token"
 
 # SIGUSR1 drain: no new allocations, healthz 503, exit once endpoints expire.
 start_relayd "$work/drain.log" --admin_token_file="$work/token" --bind_lifetime=1s

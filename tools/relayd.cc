@@ -12,9 +12,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -26,6 +29,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "control/admin.h"
+#include "common/small_file.h"
 #include "disco/key_file.h"
 #include "engine/relay.h"
 #include "relay/server.h"
@@ -89,11 +93,10 @@ absl::StatusOr<absl::flat_hash_set<disco::DiscoKey>> LoadAllowlist(
     const std::string& path) {
   absl::flat_hash_set<disco::DiscoKey> keys;
   if (path.empty()) return keys;
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::string line;
+  absl::StatusOr<std::string> text = ReadSmallFile(path);
+  if (!text.ok()) return text.status();
   int n = 0;
-  while (std::getline(in, line)) {
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
     ++n;
     absl::string_view l = absl::StripAsciiWhitespace(line);
     if (l.empty() || l[0] == '#') continue;
@@ -108,11 +111,10 @@ absl::StatusOr<absl::flat_hash_set<disco::DiscoKey>> LoadAllowlist(
 
 absl::StatusOr<std::string> LoadToken(const std::string& path) {
   if (path.empty()) return std::string();
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::string token;
-  std::getline(in, token);
-  token = std::string(absl::StripAsciiWhitespace(token));
+  absl::StatusOr<std::string> text = ReadSmallFile(path, 4096);
+  if (!text.ok()) return text.status();
+  std::string token(absl::StripAsciiWhitespace(
+      absl::string_view(*text).substr(0, text->find('\n'))));
   if (token.empty()) return Fail(absl::StrCat(path, ": empty token"));
   return token;
 }
@@ -390,26 +392,64 @@ absl::StatusOr<Running> StartServing(const RelaydConfig& c) {
   return r;
 }
 
-// SIGHUP: the allowlist and the token, both or neither.
-void Reload(Running& r) {
-  sd_notify(0, "RELOADING=1");
-  auto allow = LoadAllowlist(absl::GetFlag(FLAGS_allocate_allowlist));
-  auto token = LoadToken(absl::GetFlag(FLAGS_admin_token_file));
-  if (allow.ok() && token.ok()) {
-    r.server->SetAllocateAllowlist(*allow);
-    if (r.admin) r.admin->SetToken(*token);
-    std::fprintf(stderr,
-                 "relayd: SIGHUP: reloaded allowlist (%zu keys) and token\n",
-                 allow->size());
-  } else {
-    std::fprintf(stderr,
-                 "relayd: SIGHUP: reload failed, keeping the old settings: "
-                 "%s %s\n",
-                 allow.status().ToString().c_str(),
-                 token.status().ToString().c_str());
+// SIGHUP: the allowlist and the token, both or neither. The files are read
+// on a thread of their own, so a file that cannot be read at once (a hung
+// mount) never stops the signal loop or the watchdog; the loop applies the
+// result when it is there.
+class Reloader {
+ public:
+  // Starts a reload unless one is still running (then says so).
+  void Start() {
+    if (running_) {
+      std::fprintf(stderr, "relayd: SIGHUP: a reload is still running\n");
+      return;
+    }
+    running_ = true;
+    sd_notify(0, "RELOADING=1");
+    auto result = std::make_shared<Result>();
+    result_ = result;
+    // Detached: if a read hangs for good, exiting must not wait for it.
+    std::thread([result] {
+      auto allow = LoadAllowlist(absl::GetFlag(FLAGS_allocate_allowlist));
+      auto token = LoadToken(absl::GetFlag(FLAGS_admin_token_file));
+      std::lock_guard<std::mutex> l(result->mu);
+      result->allow = std::move(allow);
+      result->token = std::move(token);
+      result->done = true;
+    }).detach();
   }
-  sd_notify(0, "READY=1");
-}
+  // Applies a finished reload.
+  void Poll(Running& r) {
+    if (!running_) return;
+    std::lock_guard<std::mutex> l(result_->mu);
+    if (!result_->done) return;
+    running_ = false;
+    if (result_->allow.ok() && result_->token.ok()) {
+      r.server->SetAllocateAllowlist(*result_->allow);
+      if (r.admin) r.admin->SetToken(*result_->token);
+      std::fprintf(stderr,
+                   "relayd: SIGHUP: reloaded allowlist (%zu keys) and token\n",
+                   result_->allow->size());
+    } else {
+      std::fprintf(stderr,
+                   "relayd: SIGHUP: reload failed, keeping the old settings: "
+                   "%s %s\n",
+                   std::string(result_->allow.status().message()).c_str(),
+                   std::string(result_->token.status().message()).c_str());
+    }
+    sd_notify(0, "READY=1");
+  }
+
+ private:
+  struct Result {
+    std::mutex mu;
+    bool done = false;
+    absl::StatusOr<absl::flat_hash_set<disco::DiscoKey>> allow;
+    absl::StatusOr<std::string> token;
+  };
+  bool running_ = false;
+  std::shared_ptr<Result> result_;
+};
 
 // Serves until SIGTERM/SIGINT, --run_for, or the end of a drain (SIGUSR1:
 // no new allocations, /healthz 503, relaying goes on until the last
@@ -423,6 +463,7 @@ void Serve(const RelaydConfig& c, Running& r, const sigset_t& sigs) {
   absl::Time next_watchdog = start;
   sd_notify(0, "READY=1");
   std::optional<absl::Time> drain_deadline;
+  Reloader reloader;
   while (true) {
     timespec ts{0, 200'000'000};
     const int sig = sigtimedwait(&sigs, nullptr, &ts);
@@ -430,7 +471,8 @@ void Serve(const RelaydConfig& c, Running& r, const sigset_t& sigs) {
       std::fprintf(stderr, "relayd: %s: stopping\n", strsignal(sig));
       return;
     }
-    if (sig == SIGHUP) Reload(r);
+    if (sig == SIGHUP) reloader.Start();
+    reloader.Poll(r);
     if (sig == SIGUSR1 && !drain_deadline) {
       drain_deadline = absl::Now() + c.drain_timeout;
       r.server->Close();
