@@ -29,21 +29,21 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
     return absl::FailedPreconditionError(
         absl::StrCat("cannot read ", path, ": not a regular file"));
   }
-  if (size_t(st.st_size) > max_bytes) {
-    close(fd);
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot read ", path, ": larger than ", max_bytes, " bytes"));
-  }
-  std::string out(size_t(st.st_size), '\0');
-  size_t got = 0;
-  while (got < out.size()) {
-    const ssize_t n = read(fd, out.data() + got, out.size() - got);
+  // Read to the end rather than trusting st_size (procfs reports 0).
+  std::string out;
+  char buf[4096];
+  while (true) {
+    const ssize_t n = read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
-    got += size_t(n);
+    out.append(buf, size_t(n));
+    if (out.size() > max_bytes) {
+      close(fd);
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cannot read ", path, ": larger than ", max_bytes, " bytes"));
+    }
   }
   close(fd);
-  out.resize(got);
   return out;
 }
 

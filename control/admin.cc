@@ -223,7 +223,8 @@ HttpReply Admin::Allocate(absl::string_view method,
     }
     k[i] = *parsed;
   }
-  absl::StatusOr<relay::EndpointInfo> ep = server_->Allocate(k[0], k[1], now);
+  absl::StatusOr<relay::EndpointInfo> ep =
+      server_->Allocate(k[0], k[1], now, who);
   if (!ep.ok()) {
     if (ep.status().code() == absl::StatusCode::kUnavailable) {
       HttpReply r = error(503, std::string(ep.status().message()));

@@ -22,6 +22,7 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -68,6 +69,7 @@ struct Side {
 struct Endpoint {
   uint32_t vni = 0;
   uint64_t lamport_id = 0;
+  std::string owner;  // who allocated it (per-caller cap); may be empty
   int64_t allocated_at_ns = 0;
   std::array<Side, 2> sides;  // sorted by key
 

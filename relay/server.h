@@ -47,6 +47,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "common/socket_address.h"
+#include "common/token_bucket.h"
 #include "disco/envelope.h"
 #include "disco/key.h"
 #include "disco/message.h"
@@ -74,6 +75,13 @@ struct ServerConfig {
   disco::Dialect dialect = disco::Dialect::kCurrent;
   // Cap on endpoints alive at once; 0 means the whole VNI space.
   uint32_t max_endpoints = 0;
+  // Cap on endpoints alive at once that one caller (an HTTP client's IP, a
+  // UDP requester's key) allocated; 0: none.
+  uint32_t max_endpoints_per_caller = 0;
+  // New endpoints per second over all callers and transports (token
+  // bucket); 0: no limit. Over it, Allocate fails with Unavailable.
+  double allocation_rate = 0;
+  double allocation_burst = 0;
   // Highest VNI handed out (tests shrink the space to exhaust it).
   uint32_t vni_limit = VniAllocator::kMaxVni;
 };
@@ -137,9 +145,11 @@ class Server {
   // Errors: InvalidArgument (a key equals the server's, a == b),
   // Unavailable (no address to advertise yet), ResourceExhausted ("VNI pool
   // exhausted", endpoint cap), FailedPrecondition (server closed).
+  // `caller` names who asks, for the per-caller cap (empty: not counted).
   absl::StatusOr<EndpointInfo> Allocate(const disco::DiscoKey& a,
                                         const disco::DiscoKey& b,
-                                        int64_t now_ns);
+                                        int64_t now_ns,
+                                        absl::string_view caller = {});
 
   // The fast-path verdict for one received datagram. Counts received bytes,
   // relays and drops in `c`; a kSlowPath verdict is *not* counted: the caller
@@ -220,6 +230,13 @@ class Server {
   bool RemoveEndpointLocked(uint32_t vni,
                             std::optional<int64_t> if_expired_at);
   EndpointInfo InfoLocked(const Endpoint& ep) const;
+  // The pair's endpoint when Allocate must return it as it is (not bound,
+  // or bound in the current dialect); removes a dead or replaced one.
+  std::optional<EndpointInfo> ExistingLocked(
+      const std::pair<disco::DiscoKey, disco::DiscoKey>& pair,
+      int64_t now_ns);
+  // The caps a new endpoint must pass: total, per caller, rate.
+  absl::Status CheckCapsLocked(absl::string_view caller, int64_t now_ns);
   // Step 1 of a handshake message: look up its endpoint and side, get the
   // side's shared key (computed once, then cached), open the box, parse
   // it, and check what needs no endpoint state. Crypto runs outside every
@@ -252,6 +269,8 @@ class Server {
   const int64_t bind_lifetime_ns_;
   const int64_t steady_state_lifetime_ns_;
   const uint32_t max_endpoints_;
+  const uint32_t max_per_caller_;
+  const double allocation_rate_, allocation_burst_;
   ChallengeMac mac_;
 
   mutable AllocationMutex alloc_mu_;
@@ -259,6 +278,8 @@ class Server {
   KeyPairIndex by_pair_;                       // guarded by alloc_mu_
   uint64_t lamport_ = 0;                       // guarded by alloc_mu_
   bool closed_ = false;                        // guarded by alloc_mu_
+  absl::flat_hash_map<std::string, uint32_t> per_caller_;  // alloc_mu_
+  TokenBucket allocation_bucket_;              // guarded by alloc_mu_
   std::vector<SocketAddress> addresses_;       // guarded by alloc_mu_
 
   // Allowlisted keys and their shared keys; read by every worker.

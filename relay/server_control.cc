@@ -223,7 +223,7 @@ bool Server::HandleAllocateRequest(const disco::EnvelopeView& env,
     return drop(DropReason::kReplayed);
   }
   absl::StatusOr<EndpointInfo> ep =
-      Allocate(req.client_a, req.client_b, now_ns);
+      Allocate(req.client_a, req.client_b, now_ns, sender.ToText());
   if (!ep.ok()) return drop(DropReason::kAllocateFailed);
   disco::AllocateResponse resp;
   resp.generation = req.generation;

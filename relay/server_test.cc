@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "relay/disco_client.h"
 
 namespace peerrelay::relay {
@@ -437,6 +438,45 @@ TEST_P(ServerTest, UdpAllocationReplaysAndReflectionsGetNothing) {
   EXPECT_EQ(server_->endpoint_count(), 1u);
   // The allowlisted key's shared key was computed at load, not per request.
   EXPECT_EQ(c_.key_computations.Get(), keys_before);
+}
+
+TEST_P(ServerTest, PerCallerCapCountsLiveEndpoints) {
+  ServerConfig config;
+  config.max_endpoints_per_caller = 3;
+  config.bind_lifetime_ns = kSecond;
+  MakeServer(config);
+  auto key = [] { return disco::KeyPair::Generate().public_key(); };
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(server_->Allocate(key(), key(), now_, "10.0.0.1").ok());
+  }
+  auto over = server_->Allocate(key(), key(), now_, "10.0.0.1");
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
+  // Another caller has its own allowance.
+  EXPECT_TRUE(server_->Allocate(key(), key(), now_, "10.0.0.2").ok());
+  // Once the caller's endpoints expire, it may allocate again.
+  EXPECT_EQ(server_->Expire(now_ + 2 * kSecond), 4u);
+  EXPECT_TRUE(server_->Allocate(key(), key(), now_ + 2 * kSecond, "10.0.0.1").ok());
+}
+
+TEST_P(ServerTest, AllocationRateIsCappedOverAllCallers) {
+  ServerConfig config;
+  config.allocation_rate = 10;
+  config.allocation_burst = 5;
+  MakeServer(config);
+  auto key = [] { return disco::KeyPair::Generate().public_key(); };
+  int ok = 0;
+  for (int i = 0; i < 20; ++i) {
+    // 20 different callers: a per-caller limit would not stop them.
+    ok += server_->Allocate(key(), key(), now_, absl::StrCat("c", i)).ok();
+  }
+  EXPECT_EQ(ok, 5);
+  auto over = server_->Allocate(key(), key(), now_, "late");
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kUnavailable);
+  // An existing pair is returned without spending the budget.
+  const disco::DiscoKey x = key(), y = key();
+  EXPECT_FALSE(server_->Allocate(x, y, now_).ok());
+  EXPECT_TRUE(server_->Allocate(x, y, now_ + kSecond / 10).ok());
+  EXPECT_TRUE(server_->Allocate(x, y, now_ + kSecond / 10).ok());
 }
 
 TEST_P(ServerTest, LowOrderClientKeysAreRefused) {

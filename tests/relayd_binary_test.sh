@@ -82,6 +82,7 @@ for pair in "127.0.0.1|127.0.0.1" "::1|[::1]" "::|127.0.0.1" "::|[::1]"; do
     port=$(sed -n 's/.* port \([0-9]*\) engine.*/\1/p' "$log" | head -1)
     [ -n "$port" ] || fail "relayd did not start"
     grep -q "server_key=$key1" "$log" || fail "start-up line lacks the key"
+    grep -q "max_endpoints=[0-9]* (auto: a quarter of [0-9]* MiB" "$log" || fail "start-up line lacks the endpoint cap"
     relay="$host:$port"
     "$CLIENT" --relay="$relay" --server_key="$key1" --key_file="$work/a.key" \
       --seconds=0.5 --size=300 > "$work/client.out" || fail "client ($engine, $listen, $host): $(cat "$work/client.out")"

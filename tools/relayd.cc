@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
@@ -23,6 +24,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -51,7 +53,17 @@ ABSL_FLAG(absl::Duration, bind_lifetime, absl::Seconds(30),
           "how long an endpoint may wait for both sides to bind");
 ABSL_FLAG(absl::Duration, steady_state_lifetime, absl::Minutes(5),
           "how long a bound side may stay silent");
-ABSL_FLAG(uint32_t, max_endpoints, 0, "cap on endpoints; 0 = VNI space");
+ABSL_FLAG(uint32_t, max_endpoints, 0,
+          "cap on endpoints alive at once; 0 = sized to memory (a quarter of "
+          "RAM at ~1 KiB per endpoint, at most the VNI space)");
+ABSL_FLAG(uint32_t, max_endpoints_per_caller, 10000,
+          "cap on endpoints alive at once allocated by one caller (an HTTP "
+          "client IP or a UDP requester key); 0 = none");
+ABSL_FLAG(double, alloc_rate_total, 500,
+          "new endpoints per second over all callers and transports; over it "
+          "HTTP answers 503 with Retry-After");
+ABSL_FLAG(double, alloc_burst_total, 1000,
+          "burst of new endpoints over all callers");
 ABSL_FLAG(std::string, key_file, "",
           "file holding the server's disco secret key (created 0600 on first "
           "start); empty: a new key every start");
@@ -183,6 +195,30 @@ void LogCounters(const char* when, const engine::Relay& r,
   std::fprintf(stderr, "relayd: %s: %s\n", when, line.c_str());
 }
 
+// Physical memory, from /proc/meminfo (0 when unknown).
+uint64_t MemTotalBytes() {
+  absl::StatusOr<std::string> info = ReadSmallFile("/proc/meminfo", 1 << 16);
+  if (!info.ok()) return 0;
+  for (absl::string_view line : absl::StrSplit(*info, '\n')) {
+    if (!absl::ConsumePrefix(&line, "MemTotal:")) continue;
+    line = absl::StripAsciiWhitespace(line);
+    uint64_t kib = 0;
+    if (absl::SimpleAtoi(line.substr(0, line.find(' ')), &kib)) {
+      return kib * 1024;
+    }
+  }
+  return 0;
+}
+
+// The default endpoint cap: a quarter of memory at ~1 KiB per endpoint
+// (measured: 850-890 bytes of RSS each, table and indexes included), within
+// 1 and the VNI space; 1 M when memory is unknown.
+uint32_t DefaultMaxEndpoints(uint64_t mem_bytes) {
+  if (mem_bytes == 0) return 1 << 20;
+  const uint64_t n = mem_bytes / 4 / 1024;
+  return uint32_t(std::clamp<uint64_t>(n, 1, relay::VniAllocator::kMaxVni));
+}
+
 // An --advertise entry, parsed once: its port is the relay's unless given.
 struct AdvertiseSpec {
   SocketAddress addr;
@@ -204,6 +240,9 @@ struct RelaydConfig {
   bool pin_cpus = false;
   absl::Duration bind_lifetime, steady_state_lifetime;
   uint32_t max_endpoints = 0;
+  std::string max_endpoints_why;  // how an automatic cap was sized
+  uint32_t max_endpoints_per_caller = 0;
+  double alloc_rate_total = 0, alloc_burst_total = 0;
   absl::flat_hash_set<disco::DiscoKey> allowlist;
   std::string token;
   std::optional<SocketAddress> admin_listen;
@@ -259,6 +298,18 @@ absl::StatusOr<RelaydConfig> ParseConfig(bool read_only) {
     return Fail("lifetimes must be positive");
   }
   c.max_endpoints = absl::GetFlag(FLAGS_max_endpoints);
+  if (c.max_endpoints == 0) {
+    const uint64_t mem = MemTotalBytes();
+    c.max_endpoints = DefaultMaxEndpoints(mem);
+    c.max_endpoints_why = absl::StrCat(" (auto: a quarter of ", mem >> 20,
+                                       " MiB at ~1 KiB per endpoint)");
+  }
+  c.max_endpoints_per_caller = absl::GetFlag(FLAGS_max_endpoints_per_caller);
+  c.alloc_rate_total = absl::GetFlag(FLAGS_alloc_rate_total);
+  c.alloc_burst_total = absl::GetFlag(FLAGS_alloc_burst_total);
+  if (c.alloc_rate_total <= 0 || c.alloc_burst_total < 1) {
+    return Fail("--alloc_rate_total must be > 0 and --alloc_burst_total >= 1");
+  }
   auto listen = ParseHostMaybePort(absl::GetFlag(FLAGS_listen), c.port);
   if (!listen.ok()) {
     return Fail(absl::StrCat("--listen: ", listen.status().message()));
@@ -338,6 +389,9 @@ absl::StatusOr<Running> StartServing(const RelaydConfig& c) {
   cfg.steady_state_lifetime_ns =
       absl::ToInt64Nanoseconds(c.steady_state_lifetime);
   cfg.max_endpoints = c.max_endpoints;
+  cfg.max_endpoints_per_caller = c.max_endpoints_per_caller;
+  cfg.allocation_rate = c.alloc_rate_total;
+  cfg.allocation_burst = c.alloc_burst_total;
   auto server = relay::Server::Create(cfg, MonotonicNowNs());
   if (!server.ok()) return server.status();
   r.server = std::move(*server);
@@ -382,13 +436,14 @@ absl::StatusOr<Running> StartServing(const RelaydConfig& c) {
   for (const SocketAddress& a : adv) adv_text.push_back(a.ToString());
   std::fprintf(stderr,
                "relayd: listening on %s port %u engine=%s workers=%d "
-               "profile=%s server_key=%s advertise=[%s]\n",
+               "profile=%s server_key=%s advertise=[%s] max_endpoints=%u%s\n",
                c.listen.IpString().c_str(), r.relay->port(),
                std::string(engine::EngineName(r.relay->engine())).c_str(),
                r.relay->workers(),
                std::string(disco::DialectName(c.dialect)).c_str(),
                r.server->server_key().ToText().c_str(),
-               absl::StrJoin(adv_text, ",").c_str());
+               absl::StrJoin(adv_text, ",").c_str(), c.max_endpoints,
+               c.max_endpoints_why.c_str());
   return r;
 }
 
