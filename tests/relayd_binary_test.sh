@@ -114,6 +114,13 @@ echo "tok-1" > "$work/token"
 : > "$work/allow-empty"
 start_relayd "$work/ops.log" --admin_token_file="$work/token" \
   --allocate_allowlist="$work/allow-empty"
+# A twin on the relay port exits 2, naming the port and the first relayd.
+rc=0
+"$RELAYD" --listen=127.0.0.1 --port="$port" --admin_listen=off --run_for=1s \
+  2> "$work/twin.err" || rc=$?
+[ "$rc" = 2 ] || fail "twin relayd exit code $rc: $(cat "$work/twin.err")"
+grep -q "relayd: UDP port $port is already served by another relayd: pid $pid (relayd)" \
+  "$work/twin.err" || fail "twin: $(cat "$work/twin.err")"
 "$CTL" --admin="$admin" health | grep -q ok || fail "health"
 # UDP allocation refused: A is not on the (empty) allowlist.
 if "$CLIENT" --relay="127.0.0.1:$port" --server_key="$key1" --key_file="$work/a.key" \

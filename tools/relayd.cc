@@ -33,6 +33,7 @@
 #include "control/admin.h"
 #include "common/small_file.h"
 #include "disco/key_file.h"
+#include "engine/port_guard.h"
 #include "engine/relay.h"
 #include "relay/server.h"
 
@@ -375,13 +376,16 @@ std::vector<SocketAddress> Advertised(const RelaydConfig& c,
 
 // What runs while relayd serves.
 struct Running {
+  std::optional<engine::PortGuard> port_guard;  // one relayd per UDP port
   std::unique_ptr<relay::Server> server;
   std::unique_ptr<engine::Relay> relay;
   std::unique_ptr<control::Admin> admin;  // null with --admin_listen=off
 };
 
-absl::StatusOr<Running> StartServing(const RelaydConfig& c) {
+absl::StatusOr<Running> StartServing(const RelaydConfig& c,
+                                     std::optional<engine::PortGuard> guard) {
   Running r;
+  r.port_guard = std::move(guard);
   relay::ServerConfig cfg;
   cfg.key_pair = c.key_pair;
   cfg.dialect = c.dialect;
@@ -403,6 +407,13 @@ absl::StatusOr<Running> StartServing(const RelaydConfig& c) {
                                      .pin_cpus = c.pin_cpus});
   if (!relay.ok()) return relay.status();
   r.relay = std::move(*relay);
+  if (!r.port_guard) {
+    // Port 0: the kernel chose a free port; claim it so that a relayd
+    // started on it later is refused.
+    auto g = engine::PortGuard::Claim(r.relay->port(), /*already_bound=*/true);
+    if (!g.ok()) return g.status();
+    r.port_guard = std::move(*g);
+  }
   std::vector<SocketAddress> adv = Advertised(c, r.relay->port());
   if (adv.empty()) {
     std::fprintf(stderr,
@@ -589,7 +600,15 @@ int Main(int argc, char** argv) {
   for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&sigs, s);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-  absl::StatusOr<Running> running = StartServing(*config);
+  // One relayd per UDP port: a second one joining the first one's
+  // SO_REUSEPORT group would silently take over half of its flows.
+  std::optional<engine::PortGuard> guard;
+  if (config->port != 0) {
+    absl::StatusOr<engine::PortGuard> g = engine::PortGuard::Claim(config->port);
+    if (!g.ok()) return bad(g.status().message());
+    guard = std::move(*g);
+  }
+  absl::StatusOr<Running> running = StartServing(*config, std::move(guard));
   if (!running.ok()) {
     std::fprintf(stderr, "relayd: cannot start: %s\n",
                  running.status().ToString().c_str());
