@@ -40,6 +40,7 @@ if [ "${QUICK:-0}" != "1" ]; then
   echo "== bazel test --config=tsan (clang, ThreadSanitizer)"
   bazel test --config=tsan //relay:server_concurrency_test //engine:engine_test \
     //engine:client_order_test //tests:handshake_order_test \
+    //control:http_server_test //engine:worker_path_test \
     //engine:handshake_limiter_test //tests:adversarial_test 2>&1 | tee -a "$log"
   echo "== fuzzers (clang, ASan + UBSan), ${FUZZ_SECONDS:-30}s each"
   FUZZ_DIR="$(mktemp -d)" bash tools/run_fuzzers.sh "${FUZZ_SECONDS:-30}"
