@@ -146,6 +146,23 @@ class HandshakeOrderTest : public ::testing::TestWithParam<Param> {
     return WaitHandshakes(before + 1);
   }
 
+  // A's Answer and, right behind it, its Ping; true when B gets the Ping.
+  bool AnswerThenPing(Client& a, Client& b, const Bytes& answer, int round) {
+    Bytes ping = Ping(a, round);
+    SendPair(a, answer, ping);
+    return Got(b, ping, kDeadlineMs);
+  }
+
+  // Lost rounds, and the first of them.
+  struct Tally {
+    int lost = 0, first = -1;
+    void Round(int r, bool ok) {
+      if (ok) return;
+      if (first < 0) first = r;
+      ++lost;
+    }
+  };
+
   static bool Got(Client& c, const Bytes& want, int timeout_ms) {
     auto got = c.sock.Recv(timeout_ms);
     return got.has_value() && got->first == want;
@@ -172,27 +189,22 @@ class HandshakeOrderTest : public ::testing::TestWithParam<Param> {
 
 TEST_P(HandshakeOrderTest, PeerAlreadyBound) {
   const int rounds = Rounds();
-  int lost = 0, first_lost = -1;
+  Tally t;
   for (int r = 0; r < rounds; ++r) {
     Client a = h_->NewClient(), b = h_->NewClient();
     h_->AllocatePair(a, b);
     ASSERT_TRUE(BindAndWait(b, 1)) << "round " << r;
     Bytes answer = BindAndChallenge(a, 1);
     ASSERT_FALSE(answer.empty()) << "round " << r;
-    Bytes ping = Ping(a, r);
-    SendPair(a, answer, ping);
-    if (!Got(b, ping, kDeadlineMs)) {
-      if (first_lost < 0) first_lost = r;
-      ++lost;
-    }
+    t.Round(r, AnswerThenPing(a, b, answer, r));
   }
-  EXPECT_EQ(lost, 0) << "of " << rounds << " rounds, first at " << first_lost;
+  EXPECT_EQ(t.lost, 0) << "of " << rounds << " rounds, first at " << t.first;
   ExpectAccounting();
 }
 
 TEST_P(HandshakeOrderTest, BothAtOnce) {
   const int rounds = Rounds();
-  int lost = 0, first_lost = -1;
+  Tally t;
   for (int r = 0; r < rounds; ++r) {
     Client a = h_->NewClient(), b = h_->NewClient();
     h_->AllocatePair(a, b);
@@ -226,12 +238,9 @@ TEST_P(HandshakeOrderTest, BothAtOnce) {
         }
       }
     }
-    if (!ok) {
-      if (first_lost < 0) first_lost = r;
-      ++lost;
-    }
+    t.Round(r, ok);
   }
-  EXPECT_EQ(lost, 0) << "of " << rounds << " rounds, first at " << first_lost;
+  EXPECT_EQ(t.lost, 0) << "of " << rounds << " rounds, first at " << t.first;
   ExpectAccounting();
 }
 
@@ -246,21 +255,16 @@ TEST_P(HandshakeOrderTest, RebindFromNewPort) {
   const SocketAddress lo = GetParam().ipv6 ? SocketAddress::Parse("[::1]:0").value()
                                            : SocketAddress::Parse("127.0.0.1:0").value();
   const int rounds = Rounds();
-  int lost = 0, first_lost = -1;
+  Tally t;
   for (int r = 0; r < rounds; ++r) {
     // A's address changes: a new socket, a new source port.
     a.sock = UdpSocket::Open(lo).value();
     a.disco->set_address(a.sock.local());
     Bytes answer = BindAndChallenge(a, uint32_t(r + 2));
     ASSERT_FALSE(answer.empty()) << "round " << r;
-    Bytes ping = Ping(a, r);
-    SendPair(a, answer, ping);
-    if (!Got(b, ping, kDeadlineMs)) {
-      if (first_lost < 0) first_lost = r;
-      ++lost;
-    }
+    t.Round(r, AnswerThenPing(a, b, answer, r));
   }
-  EXPECT_EQ(lost, 0) << "of " << rounds << " rounds, first at " << first_lost;
+  EXPECT_EQ(t.lost, 0) << "of " << rounds << " rounds, first at " << t.first;
   ExpectAccounting();
 }
 

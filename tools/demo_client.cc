@@ -6,6 +6,8 @@
 //   demo_client --relay=127.0.0.1:7777 --server_key=discokey:...
 //               --key_file=client-a.key --seconds=3
 //   demo_client --key_file=client-a.key --print_public_key
+#include <poll.h>
+
 #include <chrono>
 #include <cstring>
 #include <cstdio>
@@ -85,24 +87,42 @@ int Main(int argc, char** argv) {
               resp->lamport_id, resp->addresses[0].ToString().c_str());
   a.SetEndpoint(resp->vni, b.key());
   b.SetEndpoint(resp->vni, a.key());
-  // A (the allocating peer) binds first; its Ping finds B unbound and is
-  // dropped, as with Tailscale's own server. B binds next: its Ping must
-  // reach A. A then pings again (as Tailscale's client does on a relayed
-  // Ping), and that one must reach B.
-  if (!Handshake(sa, a, *relay)) return Fail("A: no Challenge for its Bind");
+  // Both run one round, A (the allocating peer) first. A correct Answer
+  // gets no reply, so a client knows it is bound only when its peer's Ping
+  // arrives through the relay. Usually A's Answer is applied first, its Ping
+  // finds B unbound and is dropped (as with Tailscale's own server), and
+  // B's Ping, right behind B's Answer, reaches A. If the relay applied B's
+  // Answer before A's, the roles swap. Whoever receives a Ping pings back,
+  // as Tailscale's client does, and that Ping must arrive.
+  std::optional<Bytes> ping_a = Handshake(sa, a, *relay);
+  if (!ping_a) return Fail("A: no Challenge for its Bind");
   std::optional<Bytes> ping_b = Handshake(sb, b, *relay);
   if (!ping_b) return Fail("B: no Challenge for its Bind");
-  auto at_a = sa.Recv(2000);
-  if (!at_a || at_a->first != *ping_b) {
-    return Fail("B's Ping right behind its Answer was not relayed");
+  pollfd fds[2] = {{sa.fd(), POLLIN, 0}, {sb.fd(), POLLIN, 0}};
+  if (poll(fds, 2, 2000) <= 0) {
+    return Fail("neither client's Ping was relayed after its Answer");
   }
-  Bytes ping_a = a.Data({'p', 'i', 'n', 'g', '2'}, geneve::kProtocolDisco);
-  sa.SendTo(ping_a, *relay);
-  auto at_b = sb.Recv(2000);
-  if (!at_b || at_b->first != ping_a) return Fail("A's Ping was not relayed");
-  std::printf("bound: A=%s B=%s (one Bind and one Answer each, Ping relayed "
-              "right behind B's Answer)\n",
-              sa.local().ToString().c_str(), sb.local().ToString().c_str());
+  const bool a_got = (fds[0].revents & POLLIN) != 0;
+  UdpSocket& rx_sock = a_got ? sa : sb;
+  UdpSocket& tx_sock = a_got ? sb : sa;
+  DiscoClient& rx = a_got ? a : b;
+  auto first = rx_sock.Recv(0);
+  if (!first || first->first != (a_got ? *ping_b : *ping_a)) {
+    return Fail("a relayed Ping arrived changed");
+  }
+  Bytes again = rx.Data({'p', 'o', 'n', 'g'}, geneve::kProtocolDisco);
+  rx_sock.SendTo(again, *relay);
+  bool back = false;
+  for (int k = 0; k < 2 && !back; ++k) {  // the other first Ping may come too
+    auto got = tx_sock.Recv(2000);
+    if (!got) break;
+    back = got->first == again;
+  }
+  if (!back) return Fail("the ping back was not relayed");
+  std::printf("bound: A=%s B=%s (one Bind and one Answer each; %s's Ping "
+              "relayed right behind its Answer, then the ping back)\n",
+              sa.local().ToString().c_str(), sb.local().ToString().c_str(),
+              a_got ? "B" : "A");
 
   const int size = absl::GetFlag(FLAGS_size);
   uint64_t sent = 0, received = 0, bad = 0;
