@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -314,6 +315,49 @@ TEST_F(HttpServerTest, ThousandSlowAndIdleClientsDoNotDelayOthers) {
   }
   EXPECT_GE(server_->stats().open, 1000u);
   for (int fd : fds) close(fd);
+}
+
+TEST_F(HttpServerTest, RandomInputNeverHurtsTheServer) {
+  // Fragments of real requests and random bytes, cut at random places and
+  // sent over many connections: whatever comes back, the server keeps
+  // answering well-formed requests at once.
+  Start({.max_header_bytes = 2048, .max_body_bytes = 512,
+         .request_timeout_ms = 2000});
+  std::mt19937 rng(7);
+  const std::vector<std::string> pieces = {
+      "GET / HTTP/1.1\r\n", "POST /secret HTTP/1.1\r\n",
+      "Authorization: Bearer t\r\n", "Transfer-Encoding: chunked\r\n",
+      "Content-Length: 5\r\n", "Content-Length: 99999999999\r\n", "\r\n",
+      "5\r\nhello\r\n", "0\r\n\r\n", "fffffff\r\n", ":::\r\n",
+      std::string(3000, 'A'), std::string("\0\xff\r\n", 4)};
+  for (int conn = 0; conn < 200; ++conn) {
+    int fd = Connect(port());
+    ASSERT_GE(fd, 0);
+    std::string blob;
+    const int n = 1 + int(rng() % 8);
+    for (int k = 0; k < n; ++k) {
+      if (rng() % 4 == 0) {
+        std::string junk(rng() % 64, '\0');
+        for (char& ch : junk) ch = char(rng());
+        blob += junk;
+      } else {
+        blob += pieces[rng() % pieces.size()];
+      }
+    }
+    SendAll(fd, blob);
+    if (conn % 3 == 0) shutdown(fd, SHUT_WR);
+    std::string r = ReadFor(fd, 20);
+    if (!r.empty()) {
+      EXPECT_TRUE(absl::StartsWith(r, "HTTP/1.1 ")) << r.substr(0, 40);
+    }
+    close(fd);
+    if (conn % 50 == 49) {
+      const double ms = TimedGetMs("/still-alive");
+      EXPECT_GE(ms, 0);
+      EXPECT_LT(ms, 100);
+    }
+  }
+  EXPECT_GE(TimedGetMs("/at-the-end"), 0);
 }
 
 }  // namespace

@@ -93,9 +93,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!ok) __builtin_trap();
     } else if (v.kind == relay::Verdict::kSlowPath) {
       ++slow;
+      // What the workers' precheck drops could never have done anything on
+      // the slow path: no reply, no handshake, no allocation.
+      const bool prechecked_out =
+          server->PrecheckControl(d.data(), d.size()) != relay::DropReason::kCount;
+      const uint64_t done_before = slow_c.handshakes_completed.Get() +
+                                   slow_c.allocations_udp.Get();
       relay::ControlReply reply;
-      if (server->HandleControl(d.data(), d.size(), from, now, &slow_c,
-                                &reply)) {
+      const bool replied = server->HandleControl(d.data(), d.size(), from, now,
+                                                 &slow_c, &reply);
+      if (prechecked_out &&
+          (replied || slow_c.handshakes_completed.Get() +
+                              slow_c.allocations_udp.Get() != done_before)) {
+        __builtin_trap();
+      }
+      if (replied) {
         if (reply.destination != from || reply.len > relay::kMaxControlReply) {
           __builtin_trap();
         }
