@@ -115,7 +115,8 @@ std::optional<HttpResponse> Admin::OnHeaders(const HttpRequest& req) {
                         .content_type = "text/plain",
                         .body = "not found\n"};
   }
-  if (req.method != "GET" || !req.Header("content-length").empty() ||
+  const absl::string_view cl = req.Header("content-length");
+  if (req.method != "GET" || (!cl.empty() && cl != "0") ||
       !req.Header("transfer-encoding").empty()) {
     return HttpResponse{.status = 405,
                         .content_type = "text/plain",
