@@ -226,10 +226,12 @@ TEST_P(AdversarialTest, HandshakeFloodIsRateLimitedAndBoundPairsKeepRelaying) {
 
 TEST_P(AdversarialTest, JunkControlDatagramsDoNotSpendTheHandshakeBudget) {
   h_.reset();
-  // A small total budget, so that junk charged to it would show.
+  // A total budget well above what the 30 real handshakes need (60 control
+  // datagrams: within the burst alone) and far below the junk's rate, so
+  // junk charged to it would show.
   Start({}, {.workers = 1,
-             .handshake_rate_total = 200,
-             .handshake_burst_total = 40});
+             .handshake_rate_total = 1000,
+             .handshake_burst_total = 100});
   Client a = h_->NewClient(), b = h_->NewClient();
   h_->AllocatePair(a, b);
   // Junk from 64 source ports: 16-byte control datagrams, envelopes for
