@@ -400,12 +400,118 @@ void HttpServer::Respond(Conn& c, const HttpResponse& r, bool close) {
   }
 }
 
-void HttpServer::Reject(Conn& c, int status, const char* text) {
+HttpServer::Step HttpServer::Reject(Conn& c, int status, const char* text) {
   rejected_.fetch_add(1, std::memory_order_relaxed);
   Respond(c, {.status = status,
               .content_type = "text/plain",
               .body = absl::StrCat(text, "\n")},
           /*close=*/true);
+  return Step::kStop;
+}
+
+HttpServer::Step HttpServer::ReadHead(Conn& c) {
+  const size_t end = c.in.find("\r\n\r\n");
+  if (end == std::string::npos || end + 4 > limits_.max_header_bytes) {
+    if (c.in.size() < limits_.max_header_bytes) return Step::kWait;
+    return Reject(c, 431, "request head too large");
+  }
+  std::vector<absl::string_view> lines =
+      absl::StrSplit(absl::string_view(c.in).substr(0, end), "\r\n");
+  std::vector<absl::string_view> first = absl::StrSplit(lines[0], ' ');
+  if (first.size() != 3 || !IsToken(first[0]) || first[1].empty() ||
+      first[1][0] != '/') {
+    return Reject(c, 400, "malformed request line");
+  }
+  if (first[2] != "HTTP/1.1" && first[2] != "HTTP/1.0") {
+    return Reject(c, 505, "HTTP/1.0 or HTTP/1.1 only");
+  }
+  if (lines.size() - 1 > kMaxHeaders) return Reject(c, 431, "too many headers");
+  c.req.method = std::string(first[0]);
+  const size_t q = first[1].find('?');
+  c.req.path = std::string(first[1].substr(0, q));
+  if (q != absl::string_view::npos) {
+    c.req.query = std::string(first[1].substr(q + 1));
+  }
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const size_t colon = lines[i].find(':');
+    if (colon == absl::string_view::npos ||
+        !IsToken(lines[i].substr(0, colon))) {
+      return Reject(c, 400, "malformed header");
+    }
+    c.req.headers.emplace_back(
+        absl::AsciiStrToLower(lines[i].substr(0, colon)),
+        std::string(absl::StripAsciiWhitespace(lines[i].substr(colon + 1))));
+  }
+  const absl::string_view conn = c.req.Header("connection");
+  c.keep_alive = first[2] == "HTTP/1.1"
+                     ? !absl::EqualsIgnoreCase(conn, "close")
+                     : absl::EqualsIgnoreCase(conn, "keep-alive");
+  c.in.erase(0, end + 4);
+  // Framing: chunked, or a Content-Length, never both.
+  const absl::string_view te = c.req.Header("transfer-encoding");
+  const absl::string_view cl = c.req.Header("content-length");
+  c.chunked = !te.empty();
+  c.content_length = 0;
+  if (c.chunked && (!absl::EqualsIgnoreCase(te, "chunked") || !cl.empty())) {
+    return Reject(c, 400, "unsupported transfer encoding");
+  }
+  const bool digits = std::all_of(
+      cl.begin(), cl.end(), [](char ch) { return absl::ascii_isdigit(ch); });
+  if (!cl.empty() && (!digits || cl.size() > 12 ||
+                      !absl::SimpleAtoi(cl, &c.content_length))) {
+    return Reject(c, 400, "bad Content-Length");
+  }
+  // The hook (the token check) before a byte of body is read.
+  if (std::optional<HttpResponse> early = on_headers_(c.req)) {
+    Respond(c, *early, /*close=*/true);
+    return Step::kStop;
+  }
+  if (c.content_length > limits_.max_body_bytes) {
+    return Reject(c, 413, "request body too large");
+  }
+  return Step::kDone;
+}
+
+HttpServer::Step HttpServer::ReadBody(Conn& c) {
+  if (c.chunked) return ReadChunks(c);
+  if (c.in.size() < c.content_length) return Step::kWait;
+  c.req.body = c.in.substr(0, c.content_length);
+  c.in.erase(0, c.content_length);
+  return Step::kDone;
+}
+
+HttpServer::Step HttpServer::ReadChunks(Conn& c) {
+  while (true) {
+    const size_t eol = c.in.find("\r\n");
+    if (eol == std::string::npos) {
+      if (c.in.size() > kMaxChunkLine) return Reject(c, 400, "malformed chunk");
+      return Step::kWait;
+    }
+    absl::string_view line = absl::string_view(c.in).substr(0, eol);
+    line = line.substr(0, line.find(';'));
+    size_t size = 0;
+    if (line.empty() || line.size() > 8 || !absl::SimpleHexAtoi(line, &size)) {
+      return Reject(c, 400, "malformed chunk");
+    }
+    if (size > limits_.max_body_bytes - c.req.body.size()) {
+      return Reject(c, 413, "request body too large");
+    }
+    if (size == 0) {
+      // Trailers are not taken: the last chunk ends with an empty line.
+      if (c.in.size() < eol + 4) return Step::kWait;
+      if (c.in.compare(eol + 2, 2, "\r\n") != 0) {
+        return Reject(c, 400, "trailers are not accepted");
+      }
+      c.in.erase(0, eol + 4);
+      return Step::kDone;
+    }
+    if (c.in.size() < eol + 2 + size + 2) return Step::kWait;
+    if (c.in.compare(eol + 2 + size, 2, "\r\n") != 0) {
+      return Reject(c, 400, "malformed chunk");
+    }
+    c.req.body.append(c.in, eol + 2, size);
+    c.in.erase(0, eol + 2 + size + 2);
+  }
 }
 
 void HttpServer::Process(Conn& c, int64_t now_ms) {
@@ -419,114 +525,10 @@ void HttpServer::Process(Conn& c, int64_t now_ms) {
       c.deadline_ms = now_ms + limits_.request_timeout_ms;
     }
     if (c.state == Conn::kHead) {
-      const size_t end = c.in.find("\r\n\r\n");
-      if (end == std::string::npos || end + 4 > limits_.max_header_bytes) {
-        if (c.in.size() >= limits_.max_header_bytes) {
-          Reject(c, 431, "request head too large");
-        }
-        return;
-      }
-      std::vector<absl::string_view> lines =
-          absl::StrSplit(absl::string_view(c.in).substr(0, end), "\r\n");
-      std::vector<absl::string_view> first = absl::StrSplit(lines[0], ' ');
-      if (first.size() != 3 || !IsToken(first[0]) || first[1].empty() ||
-          first[1][0] != '/') {
-        return Reject(c, 400, "malformed request line");
-      }
-      if (first[2] != "HTTP/1.1" && first[2] != "HTTP/1.0") {
-        return Reject(c, 505, "HTTP/1.0 or HTTP/1.1 only");
-      }
-      if (lines.size() - 1 > kMaxHeaders) {
-        return Reject(c, 431, "too many headers");
-      }
-      c.req.method = std::string(first[0]);
-      const size_t q = first[1].find('?');
-      c.req.path = std::string(first[1].substr(0, q));
-      if (q != absl::string_view::npos) {
-        c.req.query = std::string(first[1].substr(q + 1));
-      }
-      for (size_t i = 1; i < lines.size(); ++i) {
-        const size_t colon = lines[i].find(':');
-        if (colon == absl::string_view::npos ||
-            !IsToken(lines[i].substr(0, colon))) {
-          return Reject(c, 400, "malformed header");
-        }
-        c.req.headers.emplace_back(
-            absl::AsciiStrToLower(lines[i].substr(0, colon)),
-            std::string(absl::StripAsciiWhitespace(lines[i].substr(colon + 1))));
-      }
-      const absl::string_view conn = c.req.Header("connection");
-      c.keep_alive = first[2] == "HTTP/1.1"
-                         ? !absl::EqualsIgnoreCase(conn, "close")
-                         : absl::EqualsIgnoreCase(conn, "keep-alive");
-      c.in.erase(0, end + 4);
-      // Framing: chunked, or a Content-Length, never both.
-      const absl::string_view te = c.req.Header("transfer-encoding");
-      const absl::string_view cl = c.req.Header("content-length");
-      c.chunked = !te.empty();
-      c.content_length = 0;
-      if (c.chunked && (!absl::EqualsIgnoreCase(te, "chunked") || !cl.empty())) {
-        return Reject(c, 400, "unsupported transfer encoding");
-      }
-      if (!cl.empty() && (!std::all_of(cl.begin(), cl.end(),
-                                       [](char ch) {
-                                         return absl::ascii_isdigit(ch);
-                                       }) ||
-                          cl.size() > 12 ||
-                          !absl::SimpleAtoi(cl, &c.content_length))) {
-        return Reject(c, 400, "bad Content-Length");
-      }
-      // The hook (the token check) before a byte of body is read.
-      if (std::optional<HttpResponse> early = on_headers_(c.req)) {
-        Respond(c, *early, /*close=*/true);
-        return;
-      }
-      if (c.content_length > limits_.max_body_bytes) {
-        return Reject(c, 413, "request body too large");
-      }
+      if (ReadHead(c) != Step::kDone) return;
       c.state = Conn::kBody;
     }
-    // kBody
-    if (!c.chunked) {
-      if (c.in.size() < c.content_length) return;
-      c.req.body = c.in.substr(0, c.content_length);
-      c.in.erase(0, c.content_length);
-    } else {
-      while (true) {
-        const size_t eol = c.in.find("\r\n");
-        if (eol == std::string::npos) {
-          if (c.in.size() > kMaxChunkLine) {
-            return Reject(c, 400, "malformed chunk");
-          }
-          return;  // wait for more
-        }
-        absl::string_view line = absl::string_view(c.in).substr(0, eol);
-        line = line.substr(0, line.find(';'));
-        size_t size = 0;
-        if (line.empty() || line.size() > 8 ||
-            !absl::SimpleHexAtoi(line, &size)) {
-          return Reject(c, 400, "malformed chunk");
-        }
-        if (size > limits_.max_body_bytes - c.req.body.size()) {
-          return Reject(c, 413, "request body too large");
-        }
-        if (size == 0) {
-          // Trailers are not taken: the last chunk ends with an empty line.
-          if (c.in.size() < eol + 4) return;
-          if (c.in.compare(eol + 2, 2, "\r\n") != 0) {
-            return Reject(c, 400, "trailers are not accepted");
-          }
-          c.in.erase(0, eol + 4);
-          break;
-        }
-        if (c.in.size() < eol + 2 + size + 2) return;
-        if (c.in.compare(eol + 2 + size, 2, "\r\n") != 0) {
-          return Reject(c, 400, "malformed chunk");
-        }
-        c.req.body.append(c.in, eol + 2, size);
-        c.in.erase(0, eol + 2 + size + 2);
-      }
-    }
+    if (ReadBody(c) != Step::kDone) return;
     const HttpResponse r = handler_(c.req);
     Respond(c, r, !c.keep_alive);
     if (c.keep_alive) {

@@ -126,8 +126,17 @@ class HttpServer {
   // Parses and answers what `c.in` holds, request after request, while no
   // response is waiting to be written.
   void Process(Conn& c, int64_t now_ms);
+  // What reading a part of a request came to: complete, waiting for more
+  // input, or stopped (answered and closing).
+  enum class Step { kDone, kWait, kStop };
+  // The request line and headers, the framing checks and the hook.
+  Step ReadHead(Conn& c);
+  // The body: Content-Length bytes, or chunks (ReadChunks), capped.
+  Step ReadBody(Conn& c);
+  Step ReadChunks(Conn& c);
   void Respond(Conn& c, const HttpResponse& r, bool close);
-  void Reject(Conn& c, int status, const char* text);
+  // An error response that closes the connection; returns kStop.
+  Step Reject(Conn& c, int status, const char* text);
   void UpdateInterest(Conn& c);
   // The last response is written: stop writing, discard what still comes
   // for a moment (Drain), then close.
