@@ -38,7 +38,8 @@ enum class DropReason : uint8_t {
   kWrongVni,             // message VNI differs from the Geneve VNI
   kWrongRemoteKey,       // remote key is not the other client's
   kZeroGeneration,       // current dialect: generation 0
-  kStaleGeneration,      // Answer generation is not the in-progress one
+  kStaleGeneration,      // no longer produced (Answers bind by MAC and
+                         // nonce); the label stays for dashboards
   kBadMac,               // current dialect: challenge MAC does not verify
   kBadAnswer,            // seed dialect: answer differs from the challenge
   kWrongAddress,         // seed dialect: Bind/Answer from another address
