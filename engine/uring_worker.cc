@@ -134,7 +134,7 @@ class UringWorker : public Worker {
         const uint16_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         to_return.push_back(bid);
         DeliverUringBuffer(path_, counters_, &buffers_[bid * kBufBytes],
-                           cqe->res, msg_, now);
+                           cqe->res, &msg_, now);
       }
       io_uring_cq_advance(&ring_, seen);
       path_->Flush();  // sends done: the buffers may be refilled
@@ -189,20 +189,19 @@ class UringWorker : public Worker {
 }  // namespace
 
 void DeliverUringBuffer(WorkerPath* path, relay::Counters* c, uint8_t* buf,
-                        int res, const msghdr& msg, int64_t now_ns) {
-  msghdr tmpl = msg;  // liburing's helpers take a non-const template
-  io_uring_recvmsg_out* o = io_uring_recvmsg_validate(buf, res, &tmpl);
+                        int res, msghdr* tmpl, int64_t now_ns) {
+  io_uring_recvmsg_out* o = io_uring_recvmsg_validate(buf, res, tmpl);
   if (o == nullptr) {
     c->received.Add();
     c->Drop(relay::DropReason::kBadCompletion);
     return;
   }
-  const size_t len = io_uring_recvmsg_payload_length(o, res, &tmpl);
+  const size_t len = io_uring_recvmsg_payload_length(o, res, tmpl);
   const uint8_t* payload =
-      static_cast<uint8_t*>(io_uring_recvmsg_payload(o, &tmpl));
+      static_cast<uint8_t*>(io_uring_recvmsg_payload(o, tmpl));
   // Wrap the cmsg area in a msghdr so one parser serves both engines.
   msghdr h{};
-  h.msg_control = reinterpret_cast<uint8_t*>(o + 1) + tmpl.msg_namelen;
+  h.msg_control = reinterpret_cast<uint8_t*>(o + 1) + tmpl->msg_namelen;
   h.msg_controllen = o->controllen;
   const socklen_t namelen =
       o->namelen > socklen_t(kNameSpace) ? kNameSpace : o->namelen;

@@ -27,11 +27,12 @@ absl::StatusOr<std::unique_ptr<Worker>> MakeUringWorker(
     const Clock* clock, size_t buffers = kRxBuffers);
 
 // One io_uring receive completion: `buf` (the provided buffer) holding
-// `res` bytes laid out for the multishot recvmsg template `msg`. A buffer
+// `res` bytes laid out for the multishot recvmsg template `tmpl` (only read;
+// liburing's helpers take it non-const). A buffer
 // that does not parse as that layout is counted as received and dropped as
 // bad_completion.
 void DeliverUringBuffer(WorkerPath* path, relay::Counters* c, uint8_t* buf,
-                        int res, const msghdr& msg, int64_t now_ns);
+                        int res, msghdr* tmpl, int64_t now_ns);
 
 }  // namespace peerrelay::engine
 

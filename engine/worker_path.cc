@@ -60,9 +60,7 @@ void WorkerPath::OnReceive(const uint8_t* data, size_t len, const RxMeta& meta,
     relay::Verdict v =
         server_->Classify(head, head_len, count, bytes, from, now_ns);
     if (v.kind == relay::Verdict::kForward) {
-      counters_->relayed.Add(count);
-      counters_->relayed_bytes.Add(bytes);
-      writer_->AddRun(data + off, seg, bytes, v.destination, counters_);
+      Forward(data + off, seg, bytes, count, v.destination);
     } else if (!pending_.empty() && MayWait(v.reason) &&
                pending_.contains(from)) {
       // Each segment waits (or not) on its own, in order.
@@ -77,6 +75,17 @@ void WorkerPath::OnReceive(const uint8_t* data, size_t len, const RxMeta& meta,
   }
 }
 
+void WorkerPath::Forward(const uint8_t* p, size_t seg, size_t total,
+                         uint32_t count, const SocketAddress& dest) {
+  counters_->relayed.Add(count);
+  counters_->relayed_bytes.Add(total);
+  if (count == 1) {
+    writer_->Add(p, total, dest, counters_);
+  } else {
+    writer_->AddRun(p, seg, total, dest, counters_);
+  }
+}
+
 void WorkerPath::OnDatagram(const uint8_t* data, size_t len,
                             const RxMeta& meta, const SocketAddress& from,
                             int64_t now_ns) {
@@ -84,9 +93,7 @@ void WorkerPath::OnDatagram(const uint8_t* data, size_t len,
   counters_->received_bytes.Add(len);
   relay::Verdict v = server_->Classify(data, len, 1, len, from, now_ns);
   if (v.kind == relay::Verdict::kForward) {
-    counters_->relayed.Add();
-    counters_->relayed_bytes.Add(len);
-    writer_->Add(data, len, v.destination, counters_);
+    Forward(data, len, len, 1, v.destination);
   } else if (v.kind == relay::Verdict::kSlowPath) {
     OnControl(data, len, meta, from, now_ns);
   } else if (!pending_.empty() && MayWait(v.reason)) {
@@ -147,9 +154,7 @@ void WorkerPath::OnDropped(const uint8_t* data, size_t len,
     pending_.erase(it);
     relay::Verdict v = server_->Classify(data, len, 1, len, from, now_ns);
     if (v.kind == relay::Verdict::kForward) {
-      counters_->relayed.Add();
-      counters_->relayed_bytes.Add(len);
-      writer_->Add(data, len, v.destination, counters_);
+      Forward(data, len, len, 1, v.destination);
     } else {
       counters_->Drop(v.reason);
     }

@@ -285,6 +285,15 @@ INSTANTIATE_TEST_SUITE_P(Dialects, WorkerPathTableTest,
 class DeliveryTest : public ::testing::Test {
  protected:
   Fixture f{disco::Dialect::kCurrent};
+  // Hands `d` to the path as received from A's address.
+  void DeliverFromA(const Bytes& d, size_t full_len, bool truncated) {
+    sockaddr_storage name;
+    const socklen_t len = f.a->address().ToSockaddr(&name, false);
+    msghdr h{};
+    DeliverReceived(f.path.get(), &f.counters,
+                    reinterpret_cast<const sockaddr*>(&name), len, &h,
+                    d.data(), d.size(), full_len, truncated, f.clock.NowNs());
+  }
   void ExpectOneDrop(DropReason r) {
     EXPECT_EQ(f.counters.received.Get(), 1u);
     EXPECT_EQ(f.counters.Dropped(r), 1u);
@@ -314,25 +323,14 @@ TEST_F(DeliveryTest, EmptySourceAddressIsCountedAndDropped) {
 }
 
 TEST_F(DeliveryTest, TruncatedDatagramIsCountedAtItsFullSize) {
-  const Bytes d = f.a->Data({1});
-  sockaddr_storage name;
-  const socklen_t len = f.a->address().ToSockaddr(&name, false);
-  msghdr h{};
-  DeliverReceived(f.path.get(), &f.counters,
-                  reinterpret_cast<const sockaddr*>(&name), len, &h, d.data(),
-                  d.size(), 70000, /*truncated=*/true, f.clock.NowNs());
+  DeliverFromA(f.a->Data({1}), 70000, /*truncated=*/true);
   ExpectOneDrop(DropReason::kTruncated);
   EXPECT_EQ(f.counters.received_bytes.Get(), 70000u);
 }
 
 TEST_F(DeliveryTest, ReadableDatagramReachesThePath) {
   const Bytes d = f.a->Data({1});
-  sockaddr_storage name;
-  const socklen_t len = f.a->address().ToSockaddr(&name, false);
-  msghdr h{};
-  DeliverReceived(f.path.get(), &f.counters,
-                  reinterpret_cast<const sockaddr*>(&name), len, &h, d.data(),
-                  d.size(), d.size(), false, f.clock.NowNs());
+  DeliverFromA(d, d.size(), false);
   f.path->Flush();
   EXPECT_EQ(f.counters.relayed.Get(), 1u);
   ASSERT_EQ(f.writer.sent.size(), 1u);
@@ -344,7 +342,7 @@ TEST_F(DeliveryTest, UnparseableUringCompletionIsCountedAndDropped) {
   tmpl.msg_namelen = 32;
   tmpl.msg_controllen = kRxControlSpace;
   std::vector<uint8_t> buf(256);
-  DeliverUringBuffer(f.path.get(), &f.counters, buf.data(), 8, tmpl,
+  DeliverUringBuffer(f.path.get(), &f.counters, buf.data(), 8, &tmpl,
                      f.clock.NowNs());
   ExpectOneDrop(DropReason::kBadCompletion);
 }
