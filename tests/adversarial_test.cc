@@ -254,12 +254,16 @@ TEST_P(AdversarialTest, JunkControlDatagramsDoNotSpendTheHandshakeBudget) {
   std::atomic<uint64_t> junk_sent{0};
   std::thread flood([&] {
     const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    for (uint64_t i = 0; !done.load() && i < 2'000'000 &&
+    // Paced at ~10k/s: ten times the budget, yet slow enough that a relay
+    // slowed by a sanitizer still reads every datagram (a kernel drop of a
+    // real Bind would fail a handshake for a reason this test is not about).
+    for (uint64_t i = 0; !done.load() && i < 200'000 &&
                          std::chrono::steady_clock::now() < end;
          ++i) {
       const Bytes& d = i % 3 == 0 ? short_junk : i % 3 == 1 ? wrong_vni : wrong_key;
       evil[i % evil.size()].sock.SendTo(d, h_->relay_addr());
       junk_sent.fetch_add(1);
+      if (i % 10 == 9) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   });
   // 30 handshakes from real clients while the junk flows: all complete.
@@ -275,7 +279,7 @@ TEST_P(AdversarialTest, JunkControlDatagramsDoNotSpendTheHandshakeBudget) {
   flood.join();
   EXPECT_EQ(completed, 30);
   relay::CountersSnapshot s = h_->relay().Counters();
-  EXPECT_GT(junk_sent.load(), 1000u);
+  EXPECT_GT(junk_sent.load(), 500u);
   // The junk was dropped before the budget: none of it is rate limited.
   EXPECT_EQ(s.Dropped(DropReason::kRateLimited), 0u);
   EXPECT_GT(s.Dropped(DropReason::kNotDisco), 0u);
