@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
@@ -15,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "disco/key.h"
 #include "common/clock.h"
+#include "control/process_stats.h"
 
 namespace peerrelay::control {
 namespace {
@@ -44,6 +46,35 @@ std::string Fraction(int64_t whole, int64_t frac, int digits) {
   std::string f = absl::StrFormat("%0*d", digits, frac);
   while (!f.empty() && f.back() == '0') f.pop_back();
   return f.empty() ? absl::StrCat(whole) : absl::StrCat(whole, ".", f);
+}
+
+// process_* families (Prometheus client libraries' names), unprefixed.
+void AddProcessFamilies(std::vector<prometheus::MetricFamily>* fams) {
+  std::optional<ProcessStats> p = ReadProcessStats();
+  if (!p) return;
+  auto gauge = [&](const char* name, const char* help, double v,
+                   prometheus::MetricType type = prometheus::MetricType::Gauge) {
+    prometheus::ClientMetric m;
+    if (type == prometheus::MetricType::Counter) {
+      m.counter.value = v;
+    } else {
+      m.gauge.value = v;
+    }
+    fams->push_back({name, help, type, {m}});
+  };
+  gauge("process_start_time_seconds",
+        "Start time of the process since the Unix epoch, in seconds.",
+        p->start_time_seconds);
+  gauge("process_cpu_seconds_total", "User and system CPU time, in seconds.",
+        p->cpu_seconds, prometheus::MetricType::Counter);
+  gauge("process_resident_memory_bytes", "Resident memory size, in bytes.",
+        double(p->resident_bytes));
+  gauge("process_virtual_memory_bytes", "Virtual memory size, in bytes.",
+        double(p->virtual_bytes));
+  gauge("process_open_fds", "Open file descriptors.", double(p->open_fds));
+  gauge("process_max_fds", "Limit on open file descriptors.",
+        double(p->max_fds));
+  gauge("process_threads", "Threads of the process.", double(p->threads));
 }
 
 }  // namespace
@@ -85,35 +116,70 @@ absl::StatusOr<std::unique_ptr<Admin>> Admin::Start(relay::Server* server,
   Admin* self = a.get();
   auto http = HttpServer::Start(
       options.listen, options.http_limits,
-      [self](const HttpRequest& req) { return self->OnHeaders(req); },
+      [self](const HttpRequest& req) { return self->OnHeaders(req, false); },
       [self](const HttpRequest& req) { return self->Handle(req); });
   if (!http.ok()) return http.status();
   a->http_ = std::move(*http);
   a->port_ = a->http_->port();
+  if (options.metrics_listen) {
+    auto m = HttpServer::Start(
+        *options.metrics_listen, options.http_limits,
+        [self](const HttpRequest& req) { return self->OnHeaders(req, true); },
+        [self](const HttpRequest& req) { return self->Handle(req); });
+    if (!m.ok()) {
+      return absl::Status(m.status().code(),
+                          absl::StrCat("metrics listener: ",
+                                       m.status().message()));
+    }
+    a->metrics_http_ = std::move(*m);
+    a->metrics_port_ = a->metrics_http_->port();
+  }
   return a;
 }
 
 namespace {
 constexpr char kAllocatePath[] = "/v0/relay/endpoint";
+constexpr char kSessionsPath[] = "/v0/relay/sessions";
+constexpr char kDrainPath[] = "/v0/relay/drain";
+
+HttpResponse Text(int status, std::string body) {
+  return HttpResponse{
+      .status = status, .content_type = "text/plain", .body = std::move(body)};
+}
+
+// Paths served on the metrics listener: nothing on them names a client.
+bool PublicPath(absl::string_view path) {
+  return path == "/metrics" || path == "/livez" || path == "/readyz" ||
+         path == "/healthz";
+}
 }  // namespace
 
-std::optional<HttpResponse> Admin::OnHeaders(const HttpRequest& req) {
-  if (req.path == kAllocatePath) {
+std::optional<HttpResponse> Admin::OnHeaders(const HttpRequest& req,
+                                             bool metrics_only) {
+  const bool is_public = PublicPath(req.path);
+  if (metrics_only && !is_public) return Text(404, "not found\n");
+  if (req.path == kAllocatePath || req.path == kDrainPath) {
     // Tailscale's order: permission, then method; both before the body.
     if (!Authorized(req.Header("authorization"))) {
-      return ToResponse(
-          Error(403, "forbidden: allocation needs a valid bearer token"));
+      return ToResponse(Error(
+          403, req.path == kAllocatePath
+                   ? "forbidden: allocation needs a valid bearer token"
+                   : "forbidden: drain needs a valid bearer token"));
     }
     if (req.method != "POST") {
       return ToResponse(Error(405, "method not allowed: use POST"));
     }
     return std::nullopt;
   }
-  if (req.path != "/metrics" && req.path != "/v0/relay/sessions" &&
-      req.path != "/healthz") {
-    return HttpResponse{.status = 404,
-                        .content_type = "text/plain",
-                        .body = "not found\n"};
+  if (!is_public && req.path != kSessionsPath) {
+    return Text(404, "not found\n");
+  }
+  if (req.path == kSessionsPath &&
+      !Authorized(req.Header("authorization"), /*read_only=*/true)) {
+    // Client addresses and keys: never without a token.
+    return Text(403,
+                "forbidden: the session list needs a valid bearer token "
+                "(admin or read token)\n");
   }
   const absl::string_view cl = req.Header("content-length");
   if (req.method != "GET" || (!cl.empty() && cl != "0") ||
@@ -130,17 +196,56 @@ HttpResponse Admin::Handle(const HttpRequest& req) {
     return ToResponse(Allocate(req.method, req.Header("authorization"),
                                req.peer.IpString(), req.body));
   }
+  if (req.path == kDrainPath) return ToResponse(Drain());
   if (req.path == "/metrics") return ToResponse(Metrics());
-  if (req.path == "/healthz") return ToResponse(Health());
+  if (req.path == "/healthz" || req.path == "/readyz") {
+    return ToResponse(Health());
+  }
+  if (req.path == "/livez") return ToResponse(Live());
+  return HandleSessions(req);
+}
+
+HttpResponse Admin::HandleSessions(const HttpRequest& req) {
   size_t limit = kDefaultSessionsLimit;
   if (std::optional<std::string> l = req.QueryParam("limit")) {
     if (!absl::SimpleAtoi(*l, &limit)) {
-      return HttpResponse{.status = 400,
-                          .content_type = "text/plain",
-                          .body = "limit must be a non-negative integer\n"};
+      return Text(400, "limit must be a non-negative integer\n");
     }
   }
-  return ToResponse(Sessions(limit));
+  relay::SessionFilter filter;
+  if (std::optional<std::string> k = req.QueryParam("key")) {
+    absl::string_view hex = *k;
+    if (!absl::ConsumePrefix(&hex, "discokey:")) absl::ConsumePrefix(&hex, "d:");
+    std::string lower = absl::AsciiStrToLower(hex);
+    if (lower.empty() || lower.size() > 64 ||
+        lower.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return Text(400,
+                  "key must be a disco key or a hex prefix of one "
+                  "(discokey:HEX, d:HEX or HEX)\n");
+    }
+    filter.key_hex_prefix = std::move(lower);
+  }
+  if (std::optional<std::string> a = req.QueryParam("addr")) {
+    std::optional<SocketAddress> addr = ParseAddressFilter(*a);
+    if (!addr) {
+      return Text(400, "addr must be IP, IP:PORT or [IPv6]:PORT\n");
+    }
+    filter.address = *addr;
+  }
+  return ToResponse(Sessions(limit, filter));
+}
+
+std::optional<SocketAddress> ParseAddressFilter(absl::string_view text) {
+  if (auto full = SocketAddress::Parse(text); full.ok()) return *full;
+  absl::string_view host = text;
+  if (absl::ConsumePrefix(&host, "[") && !absl::ConsumeSuffix(&host, "]")) {
+    return std::nullopt;
+  }
+  auto bare = SocketAddress::Parse(
+      host.find(':') != absl::string_view::npos ? absl::StrCat("[", host, "]:0")
+                                                : absl::StrCat(host, ":0"));
+  if (!bare.ok()) return std::nullopt;
+  return *bare;
 }
 
 HttpServerStats Admin::http_stats() const {
@@ -152,11 +257,13 @@ Admin::Admin(relay::Server* server, engine::Relay* relay, AdminOptions options)
       relay_(relay),
       options_(options),
       token_(options.token),
+      read_token_(options.read_token),
       limiter_(options.alloc_rate, options.alloc_burst) {}
 
 Admin::~Admin() { Stop(); }
 
 void Admin::Stop() {
+  if (metrics_http_) metrics_http_->Stop();
   if (http_) http_->Stop();
 }
 
@@ -165,12 +272,43 @@ void Admin::SetToken(std::string token) {
   token_ = std::move(token);
 }
 
-bool Admin::Authorized(absl::string_view auth_header) const {
+void Admin::SetReadToken(std::string token) {
   std::lock_guard<std::mutex> l(token_mu_);
-  absl::string_view given = auth_header;
-  return !token_.empty() && absl::ConsumePrefix(&given, "Bearer ") &&
-         given.size() == token_.size() &&
-         sodium_memcmp(given.data(), token_.data(), token_.size()) == 0;
+  read_token_ = std::move(token);
+}
+
+namespace {
+// Constant-time comparison of a "Bearer X" header with a non-empty token.
+bool BearerIs(absl::string_view header, const std::string& token) {
+  return !token.empty() && absl::ConsumePrefix(&header, "Bearer ") &&
+         header.size() == token.size() &&
+         sodium_memcmp(header.data(), token.data(), token.size()) == 0;
+}
+}  // namespace
+
+bool Admin::Authorized(absl::string_view auth_header, bool read_only) const {
+  std::lock_guard<std::mutex> l(token_mu_);
+  return BearerIs(auth_header, token_) ||
+         (read_only && BearerIs(auth_header, read_token_));
+}
+
+HttpReply Admin::Drain() {
+  HttpReply r;
+  r.content_type = "text/plain";
+  if (!options_.on_drain) {
+    r.status = 501;
+    r.body = "drain is not wired in this process\n";
+    return r;
+  }
+  if (draining_.load()) {
+    r.body = "already draining\n";
+    return r;
+  }
+  options_.on_drain();
+  r.status = 202;
+  r.body = absl::StrCat("draining: ", server_->endpoint_count(),
+                        " endpoints left\n");
+  return r;
 }
 
 HttpReply Admin::Error(int status, std::string text) {
@@ -194,6 +332,11 @@ HttpReply Admin::Allocate(absl::string_view method,
     return error(403, "forbidden: allocation needs a valid bearer token");
   }
   if (method != "POST") return error(405, "method not allowed: use POST");
+  if (draining_.load()) {
+    HttpReply r = error(503, "draining: this relay takes no new allocations");
+    r.retry_after = kDrainRetryAfter;
+    return r;
+  }
   const int64_t now = MonotonicNowNs();
   const std::string who(caller);
   if (!limiter_.Allow(who, now)) {
@@ -227,12 +370,25 @@ HttpReply Admin::Allocate(absl::string_view method,
   absl::StatusOr<relay::EndpointInfo> ep =
       server_->Allocate(k[0], k[1], now, who);
   if (!ep.ok()) {
-    if (ep.status().code() == absl::StatusCode::kUnavailable) {
-      HttpReply r = error(503, std::string(ep.status().message()));
-      r.retry_after = kNotReadyRetryAfter;
-      return r;
+    // Not ready, over a cap or the allocation rate, closed by a drain: the
+    // relay cannot take it now; another may, or this one later.
+    switch (ep.status().code()) {
+      case absl::StatusCode::kUnavailable:
+      case absl::StatusCode::kResourceExhausted: {
+        HttpReply r = error(503, std::string(ep.status().message()));
+        r.retry_after = kNotReadyRetryAfter;
+        return r;
+      }
+      case absl::StatusCode::kFailedPrecondition: {
+        HttpReply r = error(503, "draining: this relay takes no new allocations");
+        r.retry_after = kDrainRetryAfter;
+        return r;
+      }
+      case absl::StatusCode::kInvalidArgument:
+        return error(400, std::string(ep.status().message()));
+      default:
+        return error(500, std::string(ep.status().message()));
     }
-    return error(500, std::string(ep.status().message()));
   }
   http_allocations_.fetch_add(1, std::memory_order_relaxed);
   json addrs = json::array();
@@ -318,14 +474,50 @@ HttpReply Admin::Metrics() const {
     }
   }
 
-  const size_t total = server_->endpoint_count();
-  const size_t bound = server_->bound_count();
+  relay::CountersSnapshot sum;
+  for (const auto& b : blocks) {
+    for (size_t i = 0; i < 4; ++i) {
+      sum.forwarded_packets[i] += b.forwarded_packets[i];
+      sum.forwarded_bytes[i] += b.forwarded_bytes[i];
+    }
+  }
+  MetricFamily* fwd_packets = family(
+      "forwarded_packets_total",
+      "Datagrams relayed, by the address family they came in on and went "
+      "out on (as Tailscale's peer_relay_forwarded_packets_total).",
+      MetricType::Counter);
+  MetricFamily* fwd_bytes = family(
+      "forwarded_bytes_total",
+      "UDP payload bytes relayed, by address family in and out (as "
+      "Tailscale's peer_relay_forwarded_bytes_total).",
+      MetricType::Counter);
+  for (bool in6 : {false, true}) {
+    for (bool out6 : {false, true}) {
+      const size_t i = relay::FamilyIndex(in6, out6);
+      std::vector<ClientMetric::Label> l = {
+          {"transport_in", in6 ? "udp6" : "udp4"},
+          {"transport_out", out6 ? "udp6" : "udp4"}};
+      add(fwd_packets, l, double(sum.forwarded_packets[i]));
+      add(fwd_bytes, l, double(sum.forwarded_bytes[i]));
+    }
+  }
+
+  const relay::EndpointStates st = server_->StateCounts();
   MetricFamily* eps = family(
-      "endpoints", "Endpoints by state: connecting (not bound on both sides) "
-                   "or open (bound on both sides).",
+      "endpoints",
+      "Endpoints by state, as Tailscale names them: open (allocated, no "
+      "side bound yet), semi_bound (one side bound), bound (both sides "
+      "bound; data flows).",
       MetricType::Gauge);
-  add(eps, {{"state", "connecting"}}, double(total - std::min(total, bound)));
-  add(eps, {{"state", "open"}}, double(bound));
+  add(eps, {{"state", "open"}}, double(st.open));
+  add(eps, {{"state", "semi_bound"}}, double(st.semi_bound));
+  add(eps, {{"state", "bound"}}, double(st.bound));
+  MetricFamily* expired = family(
+      "endpoints_expired_total",
+      "Endpoints removed because their bind or steady-state lifetime ran "
+      "out.",
+      MetricType::Counter);
+  add(expired, {}, double(server_->expired_total()));
 
   MetricFamily* allocs = family("allocations_total",
                                 "Endpoints allocated, by transport.",
@@ -341,17 +533,24 @@ HttpReply Admin::Metrics() const {
     add(alloc_err, {{"status", std::to_string(kErrorStatuses[i])}},
         double(http_errors_[i].load()));
   }
-  MetricFamily* ready = family("ready", "1 when serving and not draining.",
-                               MetricType::Gauge);
-  add(ready, {}, draining_.load() ? 0 : 1);
+  MetricFamily* ready = family(
+      "ready", "1 when accepting allocations (what /readyz says).",
+      MetricType::Gauge);
+  add(ready, {}, Health().status == 200 ? 1 : 0);
+  MetricFamily* draining = family("draining", "1 while draining.",
+                                  MetricType::Gauge);
+  add(draining, {}, draining_.load() ? 1 : 0);
   MetricFamily* info = family("build_info", "Build and runtime facts.",
                               MetricType::Gauge);
   add(info,
       {{"version", options_.version},
+       {"commit", options_.commit},
        {"engine", std::string(engine::EngineName(relay_->engine()))},
        {"profile", std::string(disco::DialectName(server_->dialect()))},
        {"workers", std::to_string(workers)}},
       1);
+
+  AddProcessFamilies(&fams);
 
   HttpReply r;
   r.body = prometheus::TextSerializer().Serialize(fams);
@@ -359,11 +558,12 @@ HttpReply Admin::Metrics() const {
   return r;
 }
 
-HttpReply Admin::Sessions(size_t limit) const {
+HttpReply Admin::Sessions(size_t limit,
+                          const relay::SessionFilter& filter) const {
   const int64_t now = MonotonicNowNs();
   json sessions = json::array();
   size_t total = 0;
-  for (const relay::SessionInfo& s : server_->Sessions(limit, &total)) {
+  for (const relay::SessionInfo& s : server_->Sessions(limit, &total, filter)) {
     json clients = json::array();
     for (int i = 0; i < 2; ++i) {
       json c = {
@@ -399,9 +599,19 @@ HttpReply Admin::Health() const {
   if (draining_.load()) {
     r.status = 503;
     r.body = "draining\n";
+  } else if (server_->addresses().empty()) {
+    r.status = 503;
+    r.body = "not ready: no address to advertise\n";
   } else {
     r.body = "ok\n";
   }
+  return r;
+}
+
+HttpReply Admin::Live() const {
+  HttpReply r;
+  r.content_type = "text/plain";
+  r.body = "alive\n";
   return r;
 }
 

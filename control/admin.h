@@ -2,11 +2,19 @@
 // plane. Serves, on an admin address (127.0.0.1 by default):
 //
 //   POST /v0/relay/endpoint   allocation, exactly as docs/protocol.md "Allocation
-//                             over HTTP" (bearer token, per-caller rate limit)
+//                             over HTTP" (bearer token, per-caller rate limit;
+//                             503 + Retry-After while draining)
+//   GET  /v0/relay/sessions   endpoints, both legs, counters (JSON; bearer
+//                             token or read token; ?limit=N, default 1000;
+//                             ?key=HEXPREFIX, ?addr=IP[:PORT] filters)
+//   POST /v0/relay/drain      start a drain (bearer token), as SIGUSR1 does
 //   GET  /metrics             Prometheus text exposition
-//   GET  /v0/relay/sessions   endpoints, both legs, counters (JSON;
-//                             ?limit=N, default 1000)
-//   GET  /healthz             200 when ready, 503 when draining or not ready
+//   GET  /livez               200 while the process serves HTTP at all
+//   GET  /readyz, /healthz    200 when accepting allocations; 503 while
+//                             draining or with no address to advertise
+//
+// and, on an optional separate metrics address, only the last four (no
+// secrets: nothing there names a client).
 //
 // Counters are read from the workers' per-core blocks at scrape time; the
 // data plane never updates anything for the control plane's sake.
@@ -14,6 +22,7 @@
 #define PEERRELAY_CONTROL_ADMIN_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -33,6 +42,10 @@ namespace peerrelay::control {
 // Go's time.Duration.String(): "30s", "5m0s", "1h0m0s", "1.5s", "250ms".
 std::string FormatGoDuration(int64_t ns);
 
+// A session-list address filter: "IP:PORT", "[IPv6]:PORT", or a bare IP
+// ("IP", "IPv6", "[IPv6]"), which gets port 0 (any port).
+std::optional<SocketAddress> ParseAddressFilter(absl::string_view text);
+
 struct HttpReply {
   int status = 200;
   std::string body;
@@ -47,8 +60,17 @@ struct AdminOptions {
   // Allocations per second per caller, and the burst.
   double alloc_rate = 5;
   double alloc_burst = 20;
+  // A second token that may read the session list but not allocate or
+  // drain. Empty: only `token` reads it.
+  std::string read_token;
+  // A listener for /metrics and the probes only; none when unset.
+  std::optional<SocketAddress> metrics_listen;
+  // Called by POST /v0/relay/drain (relayd: does what SIGUSR1 does). Unset:
+  // the call answers 501.
+  std::function<void()> on_drain;
   std::string version = "dev";
-  // Connection caps, deadlines and size limits of the HTTP listener.
+  std::string commit = "unknown";
+  // Connection caps, deadlines and size limits of the HTTP listeners.
   HttpLimits http_limits;
 };
 
@@ -61,8 +83,11 @@ class Admin {
   void Stop();
 
   uint16_t port() const { return port_; }
+  // The metrics listener's port (0 without one).
+  uint16_t metrics_port() const { return metrics_port_; }
   void SetToken(std::string token);
-  // Draining: /healthz answers 503; the caller stops allocations.
+  void SetReadToken(std::string token);
+  // Draining: /readyz answers 503 and allocation 503 + Retry-After.
   void SetDraining(bool draining) { draining_.store(draining); }
 
   // The handlers, without HTTP (the HTTP layer only adapts them).
@@ -71,20 +96,31 @@ class Admin {
   HttpReply Metrics() const;
   // At most `limit` endpoints (lowest VNIs first); "Count" is the total and
   // "Truncated" says whether some were left out.
-  HttpReply Sessions(size_t limit = kDefaultSessionsLimit) const;
+  HttpReply Sessions(size_t limit = kDefaultSessionsLimit,
+                     const relay::SessionFilter& filter = {}) const;
   // A million-endpoint relay would otherwise answer with hundreds of MB.
   static constexpr size_t kDefaultSessionsLimit = 1000;
+  // Readiness: accepting allocations.
   HttpReply Health() const;
+  HttpReply Live() const;
+  HttpReply Drain();
+  // Retry-After of an allocation refused by a drain: by then a restarted
+  // or another relay is expected to take it.
+  static constexpr int kDrainRetryAfter = 30;
   // The HTTP server's connection figures (for /metrics and tests).
   HttpServerStats http_stats() const;
 
  private:
   // Before a request's body is read: the answer for requests that must not
   // be read further (no or a wrong token, a wrong method, an unknown path).
-  std::optional<HttpResponse> OnHeaders(const HttpRequest& req);
+  // `metrics_only`: the request came in on the metrics listener.
+  std::optional<HttpResponse> OnHeaders(const HttpRequest& req,
+                                        bool metrics_only);
   HttpResponse Handle(const HttpRequest& req);
-  // 403 unless `auth_header` carries the current bearer token.
-  bool Authorized(absl::string_view auth_header) const;
+  HttpResponse HandleSessions(const HttpRequest& req);
+  // False unless `auth_header` carries the current bearer token (or, with
+  // `read_only`, the read token).
+  bool Authorized(absl::string_view auth_header, bool read_only = false) const;
   HttpReply Error(int status, std::string text);
   Admin(relay::Server* server, engine::Relay* relay, AdminOptions options);
 
@@ -92,14 +128,17 @@ class Admin {
   engine::Relay* relay_;
   AdminOptions options_;
   mutable std::mutex token_mu_;
-  std::string token_;
+  std::string token_;       // guarded by token_mu_
+  std::string read_token_;  // guarded by token_mu_
   RateLimiter limiter_;
   std::atomic<bool> draining_{false};
   std::atomic<uint64_t> http_allocations_{0};
   // Allocation errors by HTTP status: 400, 403, 405, 429, 500, 503.
   std::atomic<uint64_t> http_errors_[6] = {};
   std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<HttpServer> metrics_http_;
   uint16_t port_ = 0;
+  uint16_t metrics_port_ = 0;
 };
 
 }  // namespace peerrelay::control

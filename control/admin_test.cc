@@ -13,6 +13,7 @@
 #include <regex>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "relay/disco_client.h"
@@ -49,6 +50,20 @@ TEST(FormatGoDurationTest, MatchesGo) {
   for (const auto& c : cases) EXPECT_EQ(FormatGoDuration(c.ns), c.want) << c.ns;
 }
 
+// Sums the values of every series of `name` whose labels contain `match`.
+double Sum(const std::string& text, const std::string& name,
+           const std::string& match = "") {
+  double sum = 0;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name, 0) != 0 || line[name.size()] == '_') continue;
+    if (!match.empty() && line.find(match) == std::string::npos) continue;
+    sum += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
+}
+
 class AdminTest : public ::testing::Test {
  protected:
   void SetUp() override { Start(SocketAddress::Parse("127.0.0.1:0").value()); }
@@ -76,6 +91,13 @@ class AdminTest : public ::testing::Test {
     httplib::Headers h;
     if (token) h.emplace("Authorization", absl::StrCat("Bearer ", token));
     return client_->Post("/v0/relay/endpoint", h, body, "application/json");
+  }
+
+  // GET with the admin token (or `token`; nullptr: none).
+  httplib::Result Get(const std::string& path, const char* token = kToken) {
+    httplib::Headers h;
+    if (token) h.emplace("Authorization", absl::StrCat("Bearer ", token));
+    return client_->Get(path, h);
   }
 
   std::string KeysBody(const disco::DiscoKey& a, const disco::DiscoKey& b) {
@@ -187,21 +209,214 @@ TEST_F(AdminTest, UnauthenticatedBodyIsNeverRead) {
   EXPECT_EQ(server_->endpoint_count(), 0u);
 }
 
-TEST_F(AdminTest, AllocationErrorsAre500And503) {
+TEST_F(AdminTest, AllocationErrorsAre400And503) {
+  // The caller's mistakes: 400.
   auto same = Post(KeysBody(ka_, ka_));
-  EXPECT_EQ(same->status, 500);
+  EXPECT_EQ(same->status, 400);
   auto server_key = Post(KeysBody(server_->server_key(), ka_));
-  EXPECT_EQ(server_key->status, 500);
+  EXPECT_EQ(server_key->status, 400);
   EXPECT_NE(server_key->body.find("server"), std::string::npos);
+  // The relay cannot take it now: 503 with Retry-After.
   server_->SetAddresses({});
   auto not_ready = Post(KeysBody(ka_, kb_));
   EXPECT_EQ(not_ready->status, 503);
   EXPECT_EQ(not_ready->get_header_value("Retry-After"), "3");
+  EXPECT_EQ(Get("/readyz", nullptr)->status, 503);
+  EXPECT_EQ(Get("/livez", nullptr)->status, 200);
   server_->SetAddresses({relay_addr_});
   server_->Close();
   auto closed = Post(KeysBody(ka_, kb_));
-  EXPECT_EQ(closed->status, 500);
-  EXPECT_EQ(closed->body, "server closed\n");
+  EXPECT_EQ(closed->status, 503);
+  EXPECT_EQ(closed->get_header_value("Retry-After"), "30");
+  EXPECT_EQ(closed->body, "draining: this relay takes no new allocations\n");
+  const std::string m = Get("/metrics", nullptr)->body;
+  EXPECT_NE(m.find("peerrelay_allocation_errors_total{status=\"400\"} 2"),
+            std::string::npos);
+  EXPECT_NE(m.find("peerrelay_allocation_errors_total{status=\"503\"} 2"),
+            std::string::npos);
+  EXPECT_NE(m.find("peerrelay_allocation_errors_total{status=\"500\"} 0"),
+            std::string::npos);
+}
+
+TEST_F(AdminTest, EndpointCapIs503) {
+  h_.reset();
+  admin_.reset();
+  h_ = testing::RelayHarness::Start(SocketAddress::Parse("127.0.0.1:0").value(),
+                                    {.max_endpoints = 1},
+                                    {.workers = 1,
+                                     .engine = engine::EngineKind::kMmsg})
+           .value();
+  server_ = &h_->server();
+  relay_ = &h_->relay();
+  admin_ = Admin::Start(server_, relay_,
+                        {.listen = SocketAddress::Parse("127.0.0.1:0").value(),
+                         .token = kToken})
+               .value();
+  client_ = std::make_unique<httplib::Client>("127.0.0.1", admin_->port());
+  EXPECT_EQ(Post(KeysBody(ka_, kb_))->status, 200);
+  auto full = Post(KeysBody(ka_, disco::KeyPair::Generate().public_key()));
+  EXPECT_EQ(full->status, 503);
+  EXPECT_EQ(full->get_header_value("Retry-After"), "3");
+  EXPECT_NE(full->body.find("endpoint limit reached (1)"), std::string::npos)
+      << full->body;
+}
+
+TEST_F(AdminTest, DrainCallIsAuthenticatedAndRefusesAllocations) {
+  int drains = 0;
+  admin_.reset();
+  admin_ = Admin::Start(server_, relay_,
+                        {.listen = SocketAddress::Parse("127.0.0.1:0").value(),
+                         .token = kToken,
+                         .read_token = "reader",
+                         .on_drain = [&] { ++drains; }})
+               .value();
+  client_ = std::make_unique<httplib::Client>("127.0.0.1", admin_->port());
+  EXPECT_EQ(client_->Post("/v0/relay/drain", "", "text/plain")->status, 403);
+  httplib::Headers reader = {{"Authorization", "Bearer reader"}};
+  EXPECT_EQ(client_->Post("/v0/relay/drain", reader, "", "text/plain")->status,
+            403);
+  httplib::Headers admin = {{"Authorization", absl::StrCat("Bearer ", kToken)}};
+  EXPECT_EQ(client_->Get("/v0/relay/drain", admin)->status, 405);
+  EXPECT_EQ(drains, 0);
+  auto r = client_->Post("/v0/relay/drain", admin, "", "text/plain");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 202);
+  EXPECT_EQ(r->body, "draining: 0 endpoints left\n");
+  EXPECT_EQ(drains, 1);
+  admin_->SetDraining(true);  // what relayd's drain does next
+  EXPECT_EQ(client_->Post("/v0/relay/drain", admin, "", "text/plain")->status,
+            200);
+  EXPECT_EQ(drains, 1);
+  auto refused = Post(KeysBody(ka_, kb_));
+  EXPECT_EQ(refused->status, 503);
+  EXPECT_EQ(refused->get_header_value("Retry-After"), "30");
+  EXPECT_EQ(Get("/readyz", nullptr)->status, 503);
+  EXPECT_EQ(Get("/healthz", nullptr)->status, 503);
+  EXPECT_EQ(Get("/livez", nullptr)->status, 200);
+  const std::string m = Get("/metrics", nullptr)->body;
+  EXPECT_NE(m.find("peerrelay_draining 1"), std::string::npos);
+  EXPECT_NE(m.find("peerrelay_ready 0"), std::string::npos);
+  EXPECT_EQ(server_->endpoint_count(), 0u);
+}
+
+TEST_F(AdminTest, SessionListNeedsATokenAndTheReadTokenOnlyReads) {
+  admin_.reset();
+  admin_ = Admin::Start(server_, relay_,
+                        {.listen = SocketAddress::Parse("127.0.0.1:0").value(),
+                         .token = kToken,
+                         .read_token = "reader"})
+               .value();
+  client_ = std::make_unique<httplib::Client>("127.0.0.1", admin_->port());
+  EXPECT_EQ(Get("/v0/relay/sessions", nullptr)->status, 403);
+  EXPECT_EQ(Get("/v0/relay/sessions", "wrong")->status, 403);
+  EXPECT_EQ(Get("/v0/relay/sessions", "reader")->status, 200);
+  EXPECT_EQ(Get("/v0/relay/sessions", kToken)->status, 200);
+  // The read token cannot allocate.
+  EXPECT_EQ(Post(KeysBody(ka_, kb_), "reader")->status, 403);
+  admin_->SetReadToken("");
+  EXPECT_EQ(Get("/v0/relay/sessions", "reader")->status, 403);
+  // Probes and metrics need none.
+  EXPECT_EQ(Get("/metrics", nullptr)->status, 200);
+  EXPECT_EQ(Get("/livez", nullptr)->status, 200);
+  EXPECT_EQ(Get("/readyz", nullptr)->status, 200);
+}
+
+TEST_F(AdminTest, MetricsListenerServesNoSecrets) {
+  admin_.reset();
+  admin_ = Admin::Start(
+               server_, relay_,
+               {.listen = SocketAddress::Parse("127.0.0.1:0").value(),
+                .token = kToken,
+                .metrics_listen = SocketAddress::Parse("127.0.0.1:0").value()})
+               .value();
+  ASSERT_NE(admin_->metrics_port(), 0);
+  ASSERT_NE(admin_->metrics_port(), admin_->port());
+  httplib::Client m("127.0.0.1", admin_->metrics_port());
+  httplib::Headers auth = {{"Authorization", absl::StrCat("Bearer ", kToken)}};
+  EXPECT_EQ(m.Get("/metrics")->status, 200);
+  EXPECT_NE(m.Get("/metrics")->body.find("peerrelay_received_datagrams_total"),
+            std::string::npos);
+  EXPECT_EQ(m.Get("/livez")->status, 200);
+  EXPECT_EQ(m.Get("/readyz")->status, 200);
+  EXPECT_EQ(m.Get("/healthz")->status, 200);
+  // Not even the admin token opens the rest there.
+  EXPECT_EQ(m.Get("/v0/relay/sessions", auth)->status, 404);
+  EXPECT_EQ(m.Post("/v0/relay/endpoint", auth, KeysBody(ka_, kb_),
+                   "application/json")
+                ->status,
+            404);
+  EXPECT_EQ(m.Post("/v0/relay/drain", auth, "", "text/plain")->status, 404);
+  EXPECT_EQ(server_->endpoint_count(), 0u);
+}
+
+TEST_F(AdminTest, SessionFiltersByKeyAndAddress) {
+  testing::Client client_a = h_->NewClient(), client_b = h_->NewClient();
+  relay::DiscoClient& a = *client_a.disco;
+  relay::DiscoClient& b = *client_b.disco;
+  auto r = Post(KeysBody(a.key(), b.key()));
+  ASSERT_EQ(r->status, 200);
+  const uint32_t vni = json::parse(r->body)["VNI"];
+  a.SetEndpoint(vni, b.key());
+  ASSERT_TRUE(h_->Handshake(client_a));
+  // Two more endpoints for other keys.
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(Post(KeysBody(disco::KeyPair::Generate().public_key(),
+                            disco::KeyPair::Generate().public_key()))
+                  ->status,
+              200);
+  }
+  auto count = [&](const std::string& query) {
+    auto res = Get("/v0/relay/sessions?" + query);
+    EXPECT_EQ(res->status, 200) << query << ": " << res->body;
+    json j = json::parse(res->body);
+    EXPECT_EQ(j["Count"], j["Sessions"].size());
+    return j["Count"].get<int>();
+  };
+  const std::string hex = a.key().ToText().substr(9);
+  EXPECT_EQ(count(""), 3);
+  EXPECT_EQ(count("key=" + a.key().ToText()), 1);
+  EXPECT_EQ(count("key=" + hex.substr(0, 12)), 1);
+  EXPECT_EQ(count("key=d:" + absl::AsciiStrToUpper(hex.substr(0, 8))), 1);
+  EXPECT_EQ(count("addr=" + client_a.sock.local().ToString()), 1);
+  EXPECT_EQ(count("addr=127.0.0.1"), 1);  // any port
+  EXPECT_EQ(count("addr=127.0.0.1:1"), 0);
+  // b never bound: its address matches nothing, its key does.
+  EXPECT_EQ(count("addr=" + client_b.sock.local().ToString()), 0);
+  EXPECT_EQ(count("key=" + b.key().ToText().substr(9, 16)), 1);
+  EXPECT_EQ(count("key=" + hex.substr(0, 12) +
+                  "&addr=" + client_a.sock.local().ToString()),
+            1);
+  EXPECT_EQ(Get("/v0/relay/sessions?key=xyz")->status, 400);
+  EXPECT_EQ(Get("/v0/relay/sessions?key=")->status, 400);
+  EXPECT_EQ(Get("/v0/relay/sessions?addr=host.example")->status, 400);
+}
+
+TEST_F(AdminTest, EndpointStatesAndExpiriesAreCounted) {
+  testing::Client client_a = h_->NewClient(), client_b = h_->NewClient();
+  relay::DiscoClient& a = *client_a.disco;
+  relay::DiscoClient& b = *client_b.disco;
+  auto r = Post(KeysBody(a.key(), b.key()));
+  const uint32_t vni = json::parse(r->body)["VNI"];
+  a.SetEndpoint(vni, b.key());
+  b.SetEndpoint(vni, a.key());
+  ASSERT_EQ(Post(KeysBody(ka_, kb_))->status, 200);
+  auto states = [&] {
+    const std::string m = Get("/metrics", nullptr)->body;
+    return std::vector<double>{
+        Sum(m, "peerrelay_endpoints", "state=\"open\""),
+        Sum(m, "peerrelay_endpoints", "state=\"semi_bound\""),
+        Sum(m, "peerrelay_endpoints", "state=\"bound\"")};
+  };
+  EXPECT_EQ(states(), (std::vector<double>{2, 0, 0}));
+  ASSERT_TRUE(h_->Handshake(client_a));
+  EXPECT_EQ(states(), (std::vector<double>{1, 1, 0}));
+  ASSERT_TRUE(h_->Handshake(client_b));
+  EXPECT_EQ(states(), (std::vector<double>{1, 0, 1}));
+  // The unbound one outlives its 30 s bind lifetime.
+  EXPECT_EQ(server_->Expire(MonotonicNowNs() + 31'000'000'000), 1u);
+  const std::string m = Get("/metrics", nullptr)->body;
+  EXPECT_EQ(Sum(m, "peerrelay_endpoints_expired_total"), 1);
+  EXPECT_EQ(states(), (std::vector<double>{0, 0, 1}));
 }
 
 TEST_F(AdminTest, CallersOverTheRateLimitGet429) {
@@ -235,17 +450,17 @@ TEST_F(AdminTest, SessionsViewIsLimited) {
                                   MonotonicNowNs())
                     .ok());
   }
-  json all = json::parse(client_->Get("/v0/relay/sessions")->body);
+  json all = json::parse(Get("/v0/relay/sessions")->body);
   EXPECT_EQ(all["Count"], 5);
   EXPECT_EQ(all["Sessions"].size(), 5u);
   EXPECT_EQ(all["Truncated"], false);
-  json two = json::parse(client_->Get("/v0/relay/sessions?limit=2")->body);
+  json two = json::parse(Get("/v0/relay/sessions?limit=2")->body);
   EXPECT_EQ(two["Count"], 5);
   ASSERT_EQ(two["Sessions"].size(), 2u);
   EXPECT_EQ(two["Truncated"], true);
   EXPECT_EQ(two["Sessions"][0]["VNI"], 1);  // lowest VNIs first
-  EXPECT_EQ(client_->Get("/v0/relay/sessions?limit=x")->status, 400);
-  EXPECT_EQ(client_->Get("/v0/relay/sessions?limit=-1")->status, 400);
+  EXPECT_EQ(Get("/v0/relay/sessions?limit=x")->status, 400);
+  EXPECT_EQ(Get("/v0/relay/sessions?limit=-1")->status, 400);
 }
 
 TEST_F(AdminTest, HealthzFollowsDraining) {
@@ -256,20 +471,6 @@ TEST_F(AdminTest, HealthzFollowsDraining) {
   EXPECT_EQ(client_->Get("/healthz")->status, 503);
   EXPECT_NE(client_->Get("/metrics")->body.find("peerrelay_ready 0"),
             std::string::npos);
-}
-
-// Sums the values of every series of `name` whose labels contain `match`.
-double Sum(const std::string& text, const std::string& name,
-           const std::string& match = "") {
-  double sum = 0;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(name, 0) != 0 || line[name.size()] == '_') continue;
-    if (!match.empty() && line.find(match) == std::string::npos) continue;
-    sum += std::stod(line.substr(line.rfind(' ') + 1));
-  }
-  return sum;
 }
 
 TEST_F(AdminTest, SessionsAndMetricsMatchWhatWasSent) {
@@ -295,7 +496,7 @@ TEST_F(AdminTest, SessionsAndMetricsMatchWhatWasSent) {
   ASSERT_TRUE(stranger.SendTo(a.Data({1}), relay_addr_));
   ASSERT_TRUE(h_->WaitDropped(relay::DropReason::kUnknownSource, 1));
 
-  json s = json::parse(client_->Get("/v0/relay/sessions")->body);
+  json s = json::parse(Get("/v0/relay/sessions")->body);
   EXPECT_EQ(s["ServerPort"], relay_->port());
   EXPECT_EQ(s["Count"], 1);
   const json& sess = s["Sessions"][0];
@@ -328,8 +529,22 @@ TEST_F(AdminTest, SessionsAndMetricsMatchWhatWasSent) {
                 Sum(m, "peerrelay_slow_path_datagrams_total", w) +
                 Sum(m, "peerrelay_dropped_datagrams_total", w));
   EXPECT_EQ(Sum(m, "peerrelay_received_datagrams_total", w), 15);
-  EXPECT_EQ(Sum(m, "peerrelay_endpoints", "open"), 1);
-  EXPECT_EQ(Sum(m, "peerrelay_endpoints", "connecting"), 0);
+  EXPECT_EQ(Sum(m, "peerrelay_endpoints", "state=\"bound\""), 1);
+  EXPECT_EQ(Sum(m, "peerrelay_endpoints"), 1);
+  // Tailscale's forwarded counters: all IPv4 here, and they add up to the
+  // relayed totals.
+  EXPECT_EQ(Sum(m, "peerrelay_forwarded_packets_total",
+                "transport_in=\"udp4\",transport_out=\"udp4\""),
+            10);
+  EXPECT_EQ(Sum(m, "peerrelay_forwarded_packets_total"), 10);
+  EXPECT_EQ(Sum(m, "peerrelay_forwarded_bytes_total",
+                "transport_in=\"udp4\",transport_out=\"udp4\""),
+            850);
+  EXPECT_EQ(Sum(m, "peerrelay_forwarded_bytes_total", "udp6"), 0);
+  EXPECT_GE(Sum(m, "process_threads"), 4);  // 2 workers, slow path, expiry
+  EXPECT_GT(Sum(m, "process_resident_memory_bytes"), 0);
+  EXPECT_GT(Sum(m, "process_start_time_seconds"), 1.5e9);
+  EXPECT_GE(Sum(m, "process_open_fds"), 3);
   EXPECT_EQ(Sum(m, "peerrelay_allocations_total", "http"), 1);
   EXPECT_NE(m.find("# TYPE peerrelay_relayed_datagrams_total counter"),
             std::string::npos);
@@ -348,9 +563,13 @@ TEST(AdminIpv6Test, ListensOnIpv6) {
                              .token = kToken})
                    .value();
   httplib::Client c(absl::StrCat("http://[::1]:", admin->port()));
-  auto r = c.Get("/healthz");
+  auto r = c.Get("/livez");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
+  // Not ready until it has an address to hand out.
+  EXPECT_EQ(c.Get("/readyz")->status, 503);
+  server->SetAddresses({SocketAddress::Parse("[::1]:7777").value()});
+  EXPECT_EQ(c.Get("/readyz")->status, 200);
 }
 
 TEST(AdminStartTest, BusyPortIsAClearError) {

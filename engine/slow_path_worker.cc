@@ -52,8 +52,8 @@ void SlowPathWorker::HandleWaitingData(const QueueItem& item) {
     counters_->Drop(v.reason);
     return;
   }
-  counters_->relayed.Add();
-  counters_->relayed_bytes.Add(item.len);
+  counters_->Relayed(!item.from.is_ipv4(), !v.destination.is_ipv4(), 1,
+                     item.len);
   // Sent unchanged through the worker's writer, the kernel choosing the
   // source address, as the worker would have sent it.
   if (!item.writer->SendNow(item.bytes, item.len, v.destination,

@@ -60,7 +60,7 @@ void WorkerPath::OnReceive(const uint8_t* data, size_t len, const RxMeta& meta,
     relay::Verdict v =
         server_->Classify(head, head_len, count, bytes, from, now_ns);
     if (v.kind == relay::Verdict::kForward) {
-      Forward(data + off, seg, bytes, count, v.destination);
+      Forward(data + off, seg, bytes, count, from, v.destination);
     } else if (!pending_.empty() && MayWait(v.reason) &&
                pending_.contains(from)) {
       // Each segment waits (or not) on its own, in order.
@@ -76,9 +76,9 @@ void WorkerPath::OnReceive(const uint8_t* data, size_t len, const RxMeta& meta,
 }
 
 void WorkerPath::Forward(const uint8_t* p, size_t seg, size_t total,
-                         uint32_t count, const SocketAddress& dest) {
-  counters_->relayed.Add(count);
-  counters_->relayed_bytes.Add(total);
+                         uint32_t count, const SocketAddress& from,
+                         const SocketAddress& dest) {
+  counters_->Relayed(!from.is_ipv4(), !dest.is_ipv4(), count, total);
   if (count == 1) {
     writer_->Add(p, total, dest, counters_);
   } else {
@@ -93,7 +93,7 @@ void WorkerPath::OnDatagram(const uint8_t* data, size_t len,
   counters_->received_bytes.Add(len);
   relay::Verdict v = server_->Classify(data, len, 1, len, from, now_ns);
   if (v.kind == relay::Verdict::kForward) {
-    Forward(data, len, len, 1, v.destination);
+    Forward(data, len, len, 1, from, v.destination);
   } else if (v.kind == relay::Verdict::kSlowPath) {
     OnControl(data, len, meta, from, now_ns);
   } else if (!pending_.empty() && MayWait(v.reason)) {
@@ -154,7 +154,7 @@ void WorkerPath::OnDropped(const uint8_t* data, size_t len,
     pending_.erase(it);
     relay::Verdict v = server_->Classify(data, len, 1, len, from, now_ns);
     if (v.kind == relay::Verdict::kForward) {
-      Forward(data, len, len, 1, v.destination);
+      Forward(data, len, len, 1, from, v.destination);
     } else {
       counters_->Drop(v.reason);
     }

@@ -74,10 +74,10 @@ class WorkerPath {
     uint64_t seq = 0;      // last item queued from this source
     uint32_t waiting = 0;  // data queued behind its last control datagram
   };
-  // Counts `count` datagrams (`total` bytes at `p`, cut every `seg`) as
-  // relayed and hands them to the writer for `dest`.
+  // Counts `count` datagrams (`total` bytes at `p`, cut every `seg`) from
+  // `from` as relayed and hands them to the writer for `dest`.
   void Forward(const uint8_t* p, size_t seg, size_t total, uint32_t count,
-               const SocketAddress& dest);
+               const SocketAddress& from, const SocketAddress& dest);
   void OnDatagram(const uint8_t* data, size_t len, const RxMeta& meta,
                   const SocketAddress& from, int64_t now_ns);
   void OnControl(const uint8_t* data, size_t len, const RxMeta& meta,

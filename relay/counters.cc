@@ -46,6 +46,10 @@ void CountersSnapshot::Add(const Counters& c) {
   PEERRELAY_COUNTER_FIELDS(PEERRELAY_ADD_VALUE)
 #undef PEERRELAY_ADD_VALUE
   for (size_t i = 0; i < kNumDropReasons; ++i) dropped[i] += c.dropped[i].Get();
+  for (size_t i = 0; i < 4; ++i) {
+    forwarded_packets[i] += c.forwarded_packets[i].Get();
+    forwarded_bytes[i] += c.forwarded_bytes[i].Get();
+  }
 }
 
 uint64_t CountersSnapshot::DroppedTotal() const {

@@ -120,12 +120,29 @@ class Counter {
   X(key_computations, "shared_key_computations_total",                     \
     "Curve25519 shared-key computations (once per client side, cached).")
 
+// 0: udp4 -> udp4, 1: udp4 -> udp6, 2: udp6 -> udp4, 3: udp6 -> udp6.
+constexpr size_t FamilyIndex(bool in_ipv6, bool out_ipv6) {
+  return (in_ipv6 ? 2 : 0) + (out_ipv6 ? 1 : 0);
+}
+
 struct alignas(64) Counters {
 #define PEERRELAY_DECLARE_COUNTER(field, metric, help) Counter field;
   PEERRELAY_COUNTER_FIELDS(PEERRELAY_DECLARE_COUNTER)
 #undef PEERRELAY_DECLARE_COUNTER
   std::array<Counter, kNumDropReasons> dropped;
+  // What `relayed` / `relayed_bytes` count, split by the address family it
+  // came in on and went out on (Tailscale's transport_in / transport_out),
+  // indexed by FamilyIndex(). Their sums equal relayed / relayed_bytes.
+  std::array<Counter, 4> forwarded_packets, forwarded_bytes;
 
+  // Counts relayed datagrams: the totals and the family split.
+  void Relayed(bool in_ipv6, bool out_ipv6, uint64_t packets,
+               uint64_t bytes) {
+    relayed.Add(packets);
+    relayed_bytes.Add(bytes);
+    forwarded_packets[FamilyIndex(in_ipv6, out_ipv6)].Add(packets);
+    forwarded_bytes[FamilyIndex(in_ipv6, out_ipv6)].Add(bytes);
+  }
   void Drop(DropReason r, uint64_t n = 1) {
     dropped[static_cast<size_t>(r)].Add(n);
   }
@@ -145,6 +162,7 @@ struct CountersSnapshot {
   PEERRELAY_COUNTER_FIELDS(PEERRELAY_DECLARE_VALUE)
 #undef PEERRELAY_DECLARE_VALUE
   std::array<uint64_t, kNumDropReasons> dropped{};
+  std::array<uint64_t, 4> forwarded_packets{}, forwarded_bytes{};
 
   void Add(const Counters& c);
   uint64_t Dropped(DropReason r) const {

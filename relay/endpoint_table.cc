@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
+
 namespace peerrelay::relay {
 
 void EndpointTable::Insert(std::unique_ptr<Endpoint> ep) {
@@ -51,25 +53,47 @@ void EndpointTable::CollectExpired(uint32_t shard, int64_t now_ns,
   }
 }
 
-size_t EndpointTable::bound_count() const {
-  size_t n = 0;
+EndpointStates EndpointTable::StateCounts() const {
+  EndpointStates n;
   for (const Shard& shard : shards_) {
     ShardLockScope scope;
     std::shared_lock<std::shared_mutex> l(shard.mu);
-    for (const auto& [vni, ep] : shard.endpoints) n += ep->BothBound();
+    for (const auto& [vni, ep] : shard.endpoints) {
+      const int sides = int(ep->sides[0].bound) + int(ep->sides[1].bound);
+      (sides == 0 ? n.open : sides == 1 ? n.semi_bound : n.bound) += 1;
+    }
   }
   return n;
 }
 
-std::vector<SessionInfo> EndpointTable::Sessions(size_t limit,
-                                                 size_t* total) const {
+bool SessionFilter::Matches(const Endpoint& ep) const {
+  bool key_ok = key_hex_prefix.empty();
+  bool addr_ok = !address.has_value();
+  for (const Side& side : ep.sides) {
+    if (!key_ok) {
+      // ToText() is "discokey:" + 64 hex digits.
+      key_ok = absl::StartsWith(
+          absl::string_view(side.key.ToText()).substr(9), key_hex_prefix);
+    }
+    if (!addr_ok && side.bound) {
+      addr_ok = address->port() == 0 ? side.addr.bytes() == address->bytes()
+                                     : side.addr == *address;
+    }
+  }
+  return key_ok && addr_ok;
+}
+
+std::vector<SessionInfo> EndpointTable::Sessions(
+    size_t limit, size_t* total, const SessionFilter& filter) const {
   // Pass 1: the VNIs only, then the lowest `limit` of them.
   std::vector<uint32_t> vnis;
-  vnis.reserve(size());
+  vnis.reserve(filter.empty() ? size() : 0);
   for (const Shard& shard : shards_) {
     ShardLockScope scope;
     std::shared_lock<std::shared_mutex> l(shard.mu);
-    for (const auto& [vni, ep] : shard.endpoints) vnis.push_back(vni);
+    for (const auto& [vni, ep] : shard.endpoints) {
+      if (filter.empty() || filter.Matches(*ep)) vnis.push_back(vni);
+    }
   }
   if (total != nullptr) *total = vnis.size();
   if (vnis.size() > limit) {

@@ -94,6 +94,25 @@ struct SessionInfo {
   std::array<uint64_t, 2> bytes{};
 };
 
+// Endpoints by how many of their sides have completed a handshake, named
+// as Tailscale's relay names them: open (none yet), semi_bound (one),
+// bound (both; data flows).
+struct EndpointStates {
+  size_t open = 0;
+  size_t semi_bound = 0;
+  size_t bound = 0;
+};
+
+// Which endpoints a session listing shows: every one, or those with a
+// client whose key's hex text starts with `key_hex_prefix`, and/or one
+// bound to `address` (any port when its port is 0).
+struct SessionFilter {
+  std::string key_hex_prefix;  // lowercase hex; empty: any key
+  std::optional<SocketAddress> address;
+  bool empty() const { return key_hex_prefix.empty() && !address; }
+  bool Matches(const Endpoint& ep) const;
+};
+
 class EndpointTable {
  public:
   // 256 shards: with VNIs handed out in sequence, endpoints spread evenly,
@@ -140,12 +159,14 @@ class EndpointTable {
 
   // The `limit` lowest VNIs (a scan of 4 bytes per endpoint first, then a
   // copy of those only); `total` (when given) gets how many there are.
+  // Only endpoints `filter` matches are listed and counted.
   std::vector<SessionInfo> Sessions(
       size_t limit = std::numeric_limits<size_t>::max(),
-      size_t* total = nullptr) const;
+      size_t* total = nullptr, const SessionFilter& filter = {}) const;
   size_t size() const { return count_.load(std::memory_order_relaxed); }
-  // Endpoints bound on both sides, counted without copying sessions.
-  size_t bound_count() const;
+  // Endpoints by state, counted without copying sessions.
+  EndpointStates StateCounts() const;
+  size_t bound_count() const { return StateCounts().bound; }
 
  private:
   struct alignas(64) Shard {

@@ -95,10 +95,9 @@ std::vector<SocketAddress> Server::addresses() const {
 
 size_t Server::endpoint_count() const { return table_.size(); }
 
-size_t Server::bound_count() const { return table_.bound_count(); }
-
-std::vector<SessionInfo> Server::Sessions(size_t limit, size_t* total) const {
-  return table_.Sessions(limit, total);
+std::vector<SessionInfo> Server::Sessions(size_t limit, size_t* total,
+                                          const SessionFilter& filter) const {
+  return table_.Sessions(limit, total, filter);
 }
 
 Verdict Server::Process(const uint8_t* pkt, size_t len,
@@ -114,8 +113,8 @@ Verdict Server::ProcessRun(const uint8_t* pkt, size_t len, uint32_t count,
   c->received_bytes.Add(total_bytes);
   Verdict v = Classify(pkt, len, count, total_bytes, from, now_ns);
   if (v.kind == Verdict::kForward) {
-    c->relayed.Add(count);
-    c->relayed_bytes.Add(total_bytes);
+    c->Relayed(!from.is_ipv4(), !v.destination.is_ipv4(), count,
+               total_bytes);
   } else if (v.kind == Verdict::kDrop) {
     c->Drop(v.reason, count);
   }
@@ -174,16 +173,42 @@ Verdict Server::Classify(const uint8_t* pkt, size_t len, uint32_t count,
 size_t Server::Expire(int64_t now_ns) {
   size_t removed = 0;
   std::vector<uint32_t> expired;
+  std::vector<std::unique_ptr<Endpoint>> gone;
   for (uint32_t shard = 0; shard < EndpointTable::kNumShards; ++shard) {
     expired.clear();
     table_.CollectExpired(shard, now_ns, &expired);
     if (expired.empty()) continue;
-    // Traffic or a handshake may have refreshed an endpoint since the look
-    // above: the removal re-checks under the exclusive lock.
-    std::lock_guard<AllocationMutex> al(alloc_mu_);
-    for (uint32_t vni : expired) {
-      if (RemoveEndpointLocked(vni, now_ns)) ++removed;
+    {
+      // Traffic or a handshake may have refreshed an endpoint since the
+      // look above: the removal re-checks under the exclusive lock.
+      std::lock_guard<AllocationMutex> al(alloc_mu_);
+      for (uint32_t vni : expired) {
+        if (auto ep = RemoveEndpointLocked(vni, now_ns)) {
+          gone.push_back(std::move(ep));
+        }
+      }
     }
+    removed += gone.size();
+    // Logged (and freed) outside the lock.
+    if (log::Enabled(log::Level::kDebug)) {
+      for (const auto& ep : gone) {
+        expiry_log_.Write(
+            log::Level::kDebug,
+            absl::StrCat("expired: VNI ", ep->vni, " after ",
+                         (now_ns - ep->allocated_at_ns) / 1'000'000'000,
+                         "s, ", int(ep->sides[0].bound) + int(ep->sides[1].bound),
+                         " of 2 sides bound"),
+            now_ns);
+      }
+    }
+    gone.clear();
+  }
+  expired_total_.fetch_add(removed, std::memory_order_relaxed);
+  if (removed > 0) {
+    expiry_log_.Write(log::Level::kInfo,
+                      absl::StrCat("expired ", removed, " endpoints, ",
+                                   endpoint_count(), " left"),
+                      now_ns);
   }
   return removed;
 }

@@ -46,6 +46,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "common/log.h"
 #include "common/socket_address.h"
 #include "common/token_bucket.h"
 #include "disco/envelope.h"
@@ -208,10 +209,16 @@ class Server {
   // `total` (when given) receives how many there are.
   std::vector<SessionInfo> Sessions(
       size_t limit = std::numeric_limits<size_t>::max(),
-      size_t* total = nullptr) const;
+      size_t* total = nullptr, const SessionFilter& filter = {}) const;
   size_t endpoint_count() const;
-  // Endpoints bound on both sides, counted without copying sessions.
-  size_t bound_count() const;
+  // Endpoints by state (open, semi_bound, bound), without copying sessions.
+  EndpointStates StateCounts() const { return table_.StateCounts(); }
+  // Endpoints bound on both sides.
+  size_t bound_count() const { return table_.bound_count(); }
+  // Endpoints removed because they expired, since start.
+  uint64_t expired_total() const {
+    return expired_total_.load(std::memory_order_relaxed);
+  }
   // Test and benchmark hook: marks both sides of `vni` bound to the given
   // addresses as if their handshakes had completed at `now_ns`.
   bool BindForTesting(uint32_t vni, const SocketAddress& a,
@@ -227,8 +234,13 @@ class Server {
 
   // Removes `vni` from the table, the pair index and the VNI pool (only if
   // it has expired at `if_expired_at`, when given). Needs alloc_mu_ held.
-  bool RemoveEndpointLocked(uint32_t vni,
-                            std::optional<int64_t> if_expired_at);
+  std::unique_ptr<Endpoint> RemoveEndpointLocked(
+      uint32_t vni, std::optional<int64_t> if_expired_at);
+  // Allocate without its log line (which is written outside the lock).
+  absl::StatusOr<EndpointInfo> AllocateUnlogged(const disco::DiscoKey& a,
+                                                const disco::DiscoKey& b,
+                                                int64_t now_ns,
+                                                absl::string_view caller);
   EndpointInfo InfoLocked(const Endpoint& ep) const;
   // The pair's endpoint when Allocate must return it as it is (not bound,
   // or bound in the current dialect); removes a dead or replaced one.
@@ -281,6 +293,12 @@ class Server {
   absl::flat_hash_map<std::string, uint32_t> per_caller_;  // alloc_mu_
   TokenBucket allocation_bucket_;              // guarded by alloc_mu_
   std::vector<SocketAddress> addresses_;       // guarded by alloc_mu_
+  std::atomic<uint64_t> expired_total_{0};
+
+  // Events a peer can cause at will are logged within a budget.
+  mutable log::RateLimitedLog allocation_log_{10, 50};
+  mutable log::RateLimitedLog handshake_log_{10, 50};
+  mutable log::RateLimitedLog expiry_log_{10, 50};
 
   // Allowlisted keys and their shared keys; read by every worker.
   mutable std::shared_mutex allow_mu_;

@@ -24,16 +24,16 @@ EndpointInfo Server::InfoLocked(const Endpoint& ep) const {
   return info;
 }
 
-bool Server::RemoveEndpointLocked(uint32_t vni,
-                                  std::optional<int64_t> if_expired_at) {
+std::unique_ptr<Endpoint> Server::RemoveEndpointLocked(
+    uint32_t vni, std::optional<int64_t> if_expired_at) {
   std::unique_ptr<Endpoint> gone = table_.Remove(vni, if_expired_at);
-  if (!gone) return false;
+  if (!gone) return nullptr;
   if (auto it = per_caller_.find(gone->owner); it != per_caller_.end()) {
     if (--it->second == 0) per_caller_.erase(it);
   }
   by_pair_.erase(std::make_pair(gone->sides[0].key, gone->sides[1].key));
   vnis_.Free(vni);
-  return true;
+  return gone;
 }
 
 std::optional<EndpointInfo> Server::ExistingLocked(
@@ -81,6 +81,35 @@ absl::StatusOr<EndpointInfo> Server::Allocate(const disco::DiscoKey& a,
                                               const disco::DiscoKey& b,
                                               int64_t now_ns,
                                               absl::string_view caller) {
+  absl::StatusOr<EndpointInfo> ep = AllocateUnlogged(a, b, now_ns, caller);
+  const std::string who =
+      caller.empty() ? std::string() : absl::StrCat(" by ", caller);
+  if (ep.ok()) {
+    allocation_log_.Write(
+        log::Level::kInfo,
+        absl::StrCat("allocation: VNI ", ep->vni, " (lamport ",
+                     ep->lamport_id, ") for ", a.ShortString(), " and ",
+                     b.ShortString(), who),
+        now_ns);
+  } else if (absl::IsResourceExhausted(ep.status()) ||
+             absl::IsUnavailable(ep.status())) {
+    // Capacity and rate refusals are what an operator must hear about.
+    allocation_log_.Write(log::Level::kWarning,
+                          absl::StrCat("allocation refused", who, ": ",
+                                       ep.status().message()),
+                          now_ns);
+  } else {
+    allocation_log_.Write(log::Level::kDebug,
+                          absl::StrCat("allocation refused", who, ": ",
+                                       ep.status().message()),
+                          now_ns);
+  }
+  return ep;
+}
+
+absl::StatusOr<EndpointInfo> Server::AllocateUnlogged(
+    const disco::DiscoKey& a, const disco::DiscoKey& b, int64_t now_ns,
+    absl::string_view caller) {
   std::lock_guard<AllocationMutex> l(alloc_mu_);
   if (closed_) return absl::FailedPreconditionError("server closed");
   if (a == server_key() || b == server_key()) {

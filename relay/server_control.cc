@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "relay/handshake.h"
 #include "relay/server.h"
 
@@ -70,6 +71,13 @@ bool Server::HandleControl(const uint8_t* pkt, size_t len,
   if (out.kind == HandshakeOutcome::kDrop) return drop(out.reason);
   if (out.kind == HandshakeOutcome::kBound) {
     c->handshakes_completed.Add();
+    if (log::Enabled(log::Level::kDebug)) {
+      handshake_log_.Write(
+          log::Level::kDebug,
+          absl::StrCat("handshake: VNI ", m.vni, " side ", m.side == 0 ? "a" : "b",
+                       " bound to ", from.ToString()),
+          now_ns);
+    }
     return false;  // a correct Answer gets no reply
   }
   // 3. The Challenge, sealed outside the lock.
