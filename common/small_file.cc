@@ -7,7 +7,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace peerrelay {
 
@@ -16,12 +18,22 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
   const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
-    std::string why = std::strerror(err);
+    std::string why = err == ENOENT ? "no such file"
+                                    : absl::AsciiStrToLower(std::strerror(err));
     if (err == EACCES || err == EPERM) {
-      absl::StrAppend(&why, " (running as uid ", getuid(), ")");
+      // Say who asked and, when it can be seen, who may read it.
+      absl::StrAppend(&why, " (this process runs as uid ", geteuid(),
+                      " gid ", getegid());
+      struct stat st;
+      if (stat(path.c_str(), &st) == 0) {
+        absl::StrAppend(&why, "; the file is owned by uid ", st.st_uid,
+                        " gid ", st.st_gid, " with mode ",
+                        absl::StrFormat("%04o", st.st_mode & 07777));
+      }
+      absl::StrAppend(&why, ")");
     }
-    return absl::ErrnoToStatus(err,
-                               absl::StrCat("cannot read ", path, ": ", why));
+    return absl::Status(absl::ErrnoToStatus(err, "").code(),
+                        absl::StrCat("cannot read ", path, ": ", why));
   }
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -82,6 +82,8 @@ class Relay {
   // Why kAuto chose what it chose (empty when io_uring was taken).
   const std::string& engine_note() const { return engine_note_; }
   int workers() const { return static_cast<int>(sockets_.size()); }
+  // The workers' sockets as opened (buffer sizes the kernel granted, GRO).
+  const std::vector<SocketInfo>& sockets() const { return sockets_; }
   // Sums of every worker's and the slow path's counters.
   relay::CountersSnapshot Counters() const;
   // Sums of the workers' counters only. Every datagram received is

@@ -10,19 +10,54 @@ RELAYD="$1"
 CLIENT="$2"
 CTL="$3"
 work=$(mktemp -d)
+pid=
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*"; cat "$work"/*.log 2>/dev/null || true; exit 1; }
 
-# Bad flags: non-zero exit and a message naming the flag.
+# Bad flags, abseil's parse errors included: exit 2 and "relayd: <why>".
 for args in "--profile=bogus" "--engine=dpdk" "--port=70000" \
             "--bind_lifetime=-1s" "--listen=not-an-ip" "--allocate_allowlist=/nonexistent" \
             "--admin_listen=localhost:80" "--admin_token_file=/nonexistent" "--alloc_rate=0" \
-            "extra-argument"; do
-  if "$RELAYD" $args --key_file="$work/k" > "$work/out" 2>&1; then
-    fail "relayd $args exited 0"
-  fi
-  grep -q "relayd:" "$work/out" || fail "no message for $args"
+            "extra-argument" "--bogus_flag=1" "--port=abc" "--workers" "--bind_lifetime=5" \
+            "--log_level=loud" "--metrics_listen=nowhere" "--flagfile=/nonexistent"; do
+  rc=0
+  "$RELAYD" $args --key_file="$work/k" > "$work/out" 2>&1 || rc=$?
+  [ "$rc" = 2 ] || fail "relayd $args: exit code $rc, want 2"
+  grep -q "^relayd: " "$work/out" || fail "no 'relayd:' message for $args: $(cat "$work/out")"
+  if grep -q "^ERROR" "$work/out"; then fail "abseil's own message for $args"; fi
 done
+"$RELAYD" --bind_lifetime=5 > "$work/out" 2>&1 || true
+grep -q "relayd: --bind_lifetime=5: a duration needs a unit, e.g. 5s" "$work/out" \
+  || fail "duration without a unit: $(cat "$work/out")"
+"$RELAYD" --admin_token_file=/nonexistent --check_config > "$work/out" 2>&1 || true
+grep -q "^relayd: cannot read /nonexistent: no such file$" "$work/out" || fail "missing secret: $(cat "$work/out")"
+"$RELAYD" --admin_token_file=credential:admin_token --check_config > "$work/out" 2>&1 || true
+grep -q "CREDENTIALS_DIRECTORY is not set" "$work/out" || fail "credential without systemd"
+# A secret the service user may not read: the message names both sides.
+if [ "$(id -u)" = 0 ] && setpriv --reuid=65534 --regid=65534 --clear-groups true 2> /dev/null; then
+  echo "tok" > "$work/root-token"; chmod 600 "$work/root-token"; chmod 755 "$work"
+  cp "$RELAYD" "$work/relayd-copy"  # the build tree may not be reachable for uid 65534
+  setpriv --reuid=65534 --regid=65534 --clear-groups "$work/relayd-copy" \
+    --admin_token_file="$work/root-token" --check_config > "$work/out" 2>&1 || true
+  grep -q "permission denied (this process runs as uid 65534 gid 65534; the file is owned by uid 0 gid 0 with mode 0600)" \
+    "$work/out" || fail "permission message: $(cat "$work/out")"
+else
+  echo "relayd binary test: skipping the permission-denied message (not root, or no other uid here)"
+fi
+# systemd credentials: credential:NAME is read from $CREDENTIALS_DIRECTORY.
+mkdir "$work/creds"; echo "cred-token" > "$work/creds/admin_token"
+CREDENTIALS_DIRECTORY="$work/creds" "$RELAYD" --admin_token_file=credential:admin_token \
+  --check_config | grep -q "HTTP allocation token required" || fail "credential token"
+
+# --help / -h (exit 0, signals, flag file, admin API), --version (commit).
+for h in --help -h; do
+  "$RELAYD" $h > "$work/help" || fail "$h exit code"
+  for want in SIGHUP SIGUSR1 --flagfile /v0/relay/endpoint --metrics_listen --log_level; do
+    grep -q -- "$want" "$work/help" || fail "$h lacks $want"
+  done
+done
+"$RELAYD" --version | grep -Eq "^relayd [0-9]+\.[0-9]+\.[0-9]+ \(commit [0-9a-f]{12}(-dirty)?|unknown\)" \
+  || fail "version: $("$RELAYD" --version)"
 
 # Advertised addresses: ip, ip:port, ip6, [ip6], [ip6]:port.
 "$RELAYD" --check_config --advertise=203.0.113.7,198.51.100.1:9999,2001:db8::1,[2001:db8::2],[2001:db8::3]:7 \
@@ -35,6 +70,13 @@ done
 "$RELAYD" --check_config --key_file="$work/dry.key" --port=7777 > "$work/check.out" \
   || fail "check_config: $(cat "$work/check.out")"
 grep -q "config ok: port 7777" "$work/check.out" || fail "check_config output"
+# The advertised list, with what is wrong with each address.
+"$RELAYD" --check_config --advertise=203.0.113.7,10.1.2.3:9,[fd00::1],127.0.0.1 > "$work/check.out"
+grep -q "advertised addresses (from --advertise):" "$work/check.out" || fail "advertise list"
+grep -q "^  203.0.113.7:7777$" "$work/check.out" || fail "public address: $(cat "$work/check.out")"
+grep -q "^  10.1.2.3:9  (private (RFC 1918): " "$work/check.out" || fail "private address"
+grep -q "^  \[fd00::1\]:7777  (unique local (ULA): " "$work/check.out" || fail "ULA address"
+grep -q "^  127.0.0.1:7777  (loopback: " "$work/check.out" || fail "loopback address"
 [ ! -e "$work/dry.key" ] || fail "check_config created the key file"
 printf -- "--port=7778\n--profile=seed\n" > "$work/relayd.flags"
 "$RELAYD" --flagfile="$work/relayd.flags" --check_config > "$work/check.out"
@@ -146,7 +188,9 @@ if "$CTL" --admin="$admin" --token_file="$work/token" allocate "$kb" "$(cat "$wo
 echo "tok-1" > "$work/old-token"
 if "$CTL" --admin="$admin" --token_file="$work/old-token" allocate "$ka" "$kb" 2>/dev/null; then fail "old token still works"; fi
 # The session view and the metrics show the traffic.
-"$CTL" --admin="$admin" sessions > "$work/sessions.txt"
+if "$CTL" --admin="$admin" sessions 2> "$work/err"; then fail "sessions without a token"; fi
+grep -q "HTTP 403" "$work/err" || fail "sessions 403: $(cat "$work/err")"
+"$CTL" --admin="$admin" --token_file="$work/token" sessions > "$work/sessions.txt"
 grep -q "Sessions: " "$work/sessions.txt" || fail "sessions: $(cat "$work/sessions.txt")"
 grep -q "127.0.0.1:[0-9]*(d:" "$work/sessions.txt" || fail "no bound leg in sessions"
 "$CTL" --admin="$admin" metrics > "$work/metrics.txt"
@@ -175,10 +219,102 @@ if "$CTL" --admin="$admin" health > /dev/null; then fail "healthy while draining
 if "$CTL" --admin="$admin" --token_file="$work/token" allocate "$kb" "$(cat "$work/allow")" 2> "$work/err"; then
   fail "allocated while draining"
 fi
-grep -q "HTTP 500: server closed" "$work/err" || fail "drain refusal: $(cat "$work/err")"
+grep -q "HTTP 503: draining: this relay takes no new allocations" "$work/err" || fail "drain refusal: $(cat "$work/err")"
 for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
 if kill -0 $pid 2>/dev/null; then fail "did not exit after draining"; fi
 wait $pid || fail "drain exit code"
 grep -q "drained: stopping" "$work/drain.log" || fail "drain log"
+
+# ---- Logs ----
+# Every line: UTC timestamp, program, level. Start-up warnings say what to do.
+"$RELAYD" --listen=127.0.0.1 --port=0 --admin_listen=off --run_for=0.3s 2> "$work/plain.log" \
+  || fail "plain start"
+bad_lines=$(grep -Evc '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z relayd: (error|warning|notice|info|debug): ' \
+  "$work/plain.log" || true)
+[ "$bad_lines" = 0 ] || fail "log lines without timestamp/level: $(cat "$work/plain.log")"
+grep -q "warning: no --key_file" "$work/plain.log" || fail "no key-file warning"
+grep -q "warning: advertising 127.0.0.1:[0-9]*, a loopback address taken from --listen" \
+  "$work/plain.log" || fail "no loopback advertise warning"
+grep -q "info: relayd [0-9.]* (commit .*) starting" "$work/plain.log" || fail "no version line"
+# Under journald (stderr is the stream $JOURNAL_STREAM names): "<N>" priorities.
+: > "$work/journal.log"
+JOURNAL_STREAM=$(stat -c '%d:%i' "$work/journal.log") "$RELAYD" --listen=127.0.0.1 --port=0 \
+  --admin_listen=off --run_for=0.3s 2>> "$work/journal.log" || fail "journald start"
+grep -q "^<4>warning: no --key_file" "$work/journal.log" || fail "journald warning: $(cat "$work/journal.log")"
+grep -q "^<6>info: listening on" "$work/journal.log" || fail "journald info"
+if grep -Eqv '^<[3-7]>(error|warning|notice|info|debug): ' "$work/journal.log"; then
+  fail "journald line without a priority: $(cat "$work/journal.log")"
+fi
+# A bad flag under journald is an error (<3>) too.
+: > "$work/journal.log"
+JOURNAL_STREAM=$(stat -c '%d:%i' "$work/journal.log") "$RELAYD" --port=-1 2>> "$work/journal.log" || true
+grep -q "^<3>relayd: --port must be 0..65535" "$work/journal.log" || fail "journald usage error"
+
+# --log_level from the flag file, reloaded by SIGHUP: allocations at info,
+# handshakes at debug only after the reload.
+printf -- "--log_level=info\n--admin_token_file=%s\n" "$work/token" > "$work/level.flags"
+start_relayd "$work/level.log" --flagfile="$work/level.flags" --allocate_allowlist="$work/allow"
+"$CLIENT" --relay="127.0.0.1:$port" --server_key="$key1" --key_file="$work/a.key" \
+  --seconds=0.2 --size=100 > /dev/null || fail "client at info"
+grep -q "info: allocation: VNI 1 (lamport 1) for d:" "$work/level.log" || fail "allocation not logged"
+if grep -q "debug:" "$work/level.log"; then fail "debug line at info level"; fi
+printf -- "--log_level=debug\n--admin_token_file=%s\n" "$work/token" > "$work/level.flags"
+kill -HUP $pid
+for _ in $(seq 50); do grep -q "log level info -> debug" "$work/level.log" && break; sleep 0.05; done
+grep -q "notice: SIGHUP: log level info -> debug" "$work/level.log" || fail "level reload: $(tail -3 "$work/level.log")"
+"$CLIENT" --relay="127.0.0.1:$port" --server_key="$key1" --key_file="$work/a.key" \
+  --seconds=0.2 --size=100 > /dev/null || fail "client at debug"
+grep -q "debug: handshake: VNI [0-9]* side [ab] bound to 127.0.0.1:" "$work/level.log" \
+  || fail "handshake not logged at debug: $(tail -5 "$work/level.log")"
+printf -- "--log_level=chatty\n" > "$work/level.flags"
+kill -HUP $pid
+for _ in $(seq 50); do grep -q "reload failed" "$work/level.log" && break; sleep 0.05; done
+grep -q "error: SIGHUP: reload failed, keeping the old settings: --log_level=chatty" "$work/level.log" \
+  || fail "bad level reload: $(tail -2 "$work/level.log")"
+kill -TERM $pid; wait $pid || fail "exit after level reloads"
+
+# ---- Listeners, relayctl, drain over the API ----
+start_relayd "$work/api.log" --admin_token_file="$work/token" --metrics_listen=127.0.0.1:0 \
+  --allocate_allowlist="$work/allow" --bind_lifetime=1s --steady_state_lifetime=1s
+metrics=$(sed -n 's/.*metrics on \([0-9.:]*\).*/\1/p' "$work/api.log" | head -1)
+[ -n "$metrics" ] || fail "no metrics listener: $(cat "$work/api.log")"
+curl -sf "http://$metrics/metrics" | grep -q "^peerrelay_received_datagrams_total" || fail "metrics listener"
+curl -sf "http://$metrics/readyz" | grep -q ok || fail "readyz on metrics listener"
+curl -sf "http://$metrics/livez" | grep -q alive || fail "livez on metrics listener"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer tok-2" "http://$metrics/v0/relay/sessions")
+[ "$code" = 404 ] || fail "sessions on the metrics listener: $code"
+# relayctl: help, errors naming address and reason.
+"$CTL" help | grep -q "drain" || fail "relayctl help"
+"$CTL" --help | grep -q "sessions \[--json\]" || fail "relayctl --help"
+rc=0; "$CTL" frobnicate 2> "$work/err" || rc=$?
+[ "$rc" = 2 ] && grep -q "unknown command 'frobnicate'" "$work/err" || fail "relayctl bad command ($rc)"
+if "$CTL" --admin=127.0.0.1:1 health 2> "$work/err"; then fail "health of nothing"; fi
+grep -q "^relayctl: connect 127.0.0.1:1: connection refused$" "$work/err" || fail "unreachable: $(cat "$work/err")"
+# A client binds; the session list filters and prints JSON.
+"$CLIENT" --relay="127.0.0.1:$port" --server_key="$key1" --key_file="$work/a.key" \
+  --seconds=0.2 --size=100 > /dev/null || fail "client for sessions"
+ka_hex=${ka#discokey:}
+"$CTL" --admin="$admin" --token_file="$work/token" sessions --json --key="${ka_hex:0:10}" > "$work/s.json"
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["Count"]==1, j' "$work/s.json" \
+  || fail "sessions --json --key: $(cat "$work/s.json")"
+"$CTL" --admin="$admin" --token_file="$work/token" sessions --addr=192.0.2.1 | grep -q "^Sessions: 0$" \
+  || fail "sessions --addr filter"
+"$CTL" --admin="$admin" --token_file="$work/token" sessions --addr=127.0.0.1 | grep -q "^Sessions: 1$" \
+  || fail "sessions --addr match"
+# relayctl drain: needs the token; then what SIGUSR1 does, with progress logged.
+if "$CTL" --admin="$admin" --token_file=/dev/null drain 2> /dev/null; then fail "drain without token"; fi
+"$CTL" --admin="$admin" --token_file="$work/token" drain | grep -q "draining: 1 endpoints left" \
+  || fail "relayctl drain"
+for _ in $(seq 50); do grep -q "notice: draining:" "$work/api.log" && break; sleep 0.05; done
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://$metrics/readyz")
+[ "$code" = 503 ] || fail "readyz while draining: $code"
+curl -s -D "$work/hdr" -o /dev/null -H "Authorization: Bearer tok-2" -d "{\"DiscoKeys\":[\"$ka\",\"$kb\"]}" \
+  "http://$admin/v0/relay/endpoint"
+grep -q "^HTTP/1.1 503" "$work/hdr" && grep -qi "^Retry-After: 30" "$work/hdr" || fail "allocation while draining: $(cat "$work/hdr")"
+for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+if kill -0 $pid 2>/dev/null; then fail "did not exit after relayctl drain"; fi
+wait $pid || fail "exit code after relayctl drain"
+grep -q "notice: drained: stopping (0 endpoints left)" "$work/api.log" || fail "drain end: $(tail -3 "$work/api.log")"
+grep -q "info: expired 1 endpoints, 0 left" "$work/api.log" || fail "expiry not logged"
 
 echo "relayd binary test: 1 passed, 0 failed"

@@ -12,8 +12,10 @@ work=$(mktemp -d)
 trap 'kill $relayd_pid 2>/dev/null || true; rm -rf "$work"' EXIT
 
 "$BIN/demo_client" --key_file="$work/client-a.key" --print_public_key > "$work/allowlist"
+head -c 24 /dev/urandom | base64 > "$work/admin_token"  # the session list needs it
 "$BIN/relayd" --listen=127.0.0.1 --port=0 --key_file="$work/server.key" \
-  --admin_listen=127.0.0.1:0 --allocate_allowlist="$work/allowlist" \
+  --admin_listen=127.0.0.1:0 --admin_token_file="$work/admin_token" \
+  --allocate_allowlist="$work/allowlist" \
   --stats_interval=1s 2> "$work/relayd.log" &
 relayd_pid=$!
 for _ in $(seq 50); do grep -q "admin API on" "$work/relayd.log" && break; sleep 0.1; done
@@ -26,9 +28,9 @@ status=0
 "$BIN/demo_client" --relay="127.0.0.1:$port" --server_key="$key" \
   --key_file="$work/client-a.key" --seconds=3 || status=$?
 echo "--- relayctl sessions"
-"$BIN/relayctl" --admin="$admin" sessions
+"$BIN/relayctl" --admin="$admin" --token_file="$work/admin_token" sessions
 echo "--- relayctl metrics"
-"$BIN/relayctl" --admin="$admin" metrics
+"$BIN/relayctl" --admin="$admin" --token_file="$work/admin_token" metrics
 kill -TERM $relayd_pid
 wait $relayd_pid || true
 echo "--- relayd log"

@@ -1,13 +1,20 @@
 // relayctl: talks to a running relayd's admin API.
 //
-//   relayctl [--admin=127.0.0.1:9780] [--token_file=F] allocate KEY KEY
-//   relayctl sessions      endpoints, both legs, packets/bytes each way
-//   relayctl metrics       counters in human form (non-zero series)
-//   relayctl health        exit 0 when relayd is ready
+//   relayctl [--admin=127.0.0.1:9780] [--token_file=F] COMMAND
+//
+// Commands: allocate KEY KEY, sessions, metrics, health, drain, help. The
+// token is read from --token_file, else from /etc/relayd/admin_token when
+// that is readable (the package installs it there, root only).
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <httplib.h>
 
+#include <cerrno>
 #include <cstdio>
-#include <fstream>
+#include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -16,16 +23,51 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "common/small_file.h"
+#include "common/socket_address.h"
+#include "tools/cli.h"
 
-ABSL_FLAG(std::string, admin, "127.0.0.1:9780", "relayd admin address");
-ABSL_FLAG(std::string, token_file, "", "bearer token file (for allocate)");
+ABSL_FLAG(std::string, admin, "127.0.0.1:9780",
+          "relayd's admin address, ip:port or [ip6]:port");
+ABSL_FLAG(std::string, token_file, "",
+          "bearer token file (allocate, sessions, drain); default "
+          "/etc/relayd/admin_token when readable");
+ABSL_FLAG(bool, json, false, "sessions: print relayd's JSON as it is");
+ABSL_FLAG(std::string, key, "",
+          "sessions: only endpoints with a client key starting with this "
+          "(discokey:HEX, d:HEX or a hex prefix)");
+ABSL_FLAG(std::string, addr, "",
+          "sessions: only endpoints with a client bound to IP or IP:PORT");
+ABSL_FLAG(int, limit, 1000, "sessions: at most this many endpoints");
 
 namespace {
 
 using nlohmann::json;
+
+constexpr char kDefaultTokenFile[] = "/etc/relayd/admin_token";
+
+constexpr char kUsage[] =
+    "relayctl: talk to a running relayd's admin API\n"
+    "\n"
+    "usage: relayctl [--admin=HOST:PORT] [--token_file=F] COMMAND\n"
+    "\n"
+    "commands:\n"
+    "  sessions [--json] [--key=PREFIX] [--addr=IP[:PORT]] [--limit=N]\n"
+    "                      endpoints, both legs, packets/bytes each way\n"
+    "  metrics             counters in human form (non-zero series)\n"
+    "  health              exit 0 when relayd accepts allocations (/readyz)\n"
+    "  drain               stop allocating, keep relaying, exit when empty "
+    "(as SIGUSR1)\n"
+    "  allocate KEY KEY    allocate an endpoint for two disco keys\n"
+    "  help                this text\n"
+    "\n"
+    "The token comes from --token_file, else /etc/relayd/admin_token.\n"
+    "Exit status: 0 done, 1 relayd said no or could not be reached, 2 bad "
+    "usage.\n";
 
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "relayctl: %s\n", msg.c_str());
@@ -42,10 +84,95 @@ std::string Human(double v) {
   return u == 0 ? absl::StrCat(int64_t(v)) : absl::StrFormat("%.1f%s", v, units[u]);
 }
 
-int Sessions(httplib::Client& c) {
-  auto r = c.Get("/v0/relay/sessions");
-  if (!r) return Fail("cannot reach relayd: " + httplib::to_string(r.error()));
-  if (r->status != 200) return Fail(absl::StrCat("HTTP ", r->status, ": ", r->body));
+// Why `admin` cannot be reached, as "connect ADDR: reason": httplib says
+// only that it failed, so one plain connect() asks the kernel.
+std::string Unreachable(const std::string& admin, httplib::Error e) {
+  absl::StatusOr<peerrelay::SocketAddress> a = peerrelay::SocketAddress::Parse(admin);
+  if (!a.ok()) return absl::StrCat("bad --admin '", admin, "': ", a.status().message());
+  if (e == httplib::Error::Connection) {
+    sockaddr_storage ss;
+    const socklen_t len = a->ToSockaddr(&ss);
+    const int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int err = 0;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+      err = errno;
+      if (err == EINPROGRESS) {
+        pollfd p{fd, POLLOUT, 0};
+        if (poll(&p, 1, 3000) == 0) {
+          err = ETIMEDOUT;
+        } else {
+          socklen_t l = sizeof(err);
+          getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
+        }
+      }
+    }
+    close(fd);
+    if (err != 0) {
+      return absl::StrCat("connect ", admin, ": ",
+                          absl::AsciiStrToLower(std::strerror(err)));
+    }
+  }
+  return absl::StrCat("request to ", admin, ": ", httplib::to_string(e));
+}
+
+class Admin {
+ public:
+  Admin(std::string admin, std::string token)
+      : admin_(std::move(admin)),
+        token_(std::move(token)),
+        client_(absl::StrCat("http://", admin_)) {
+    client_.set_connection_timeout(3, 0);
+    client_.set_read_timeout(10, 0);
+  }
+  // The reply, or a message saying why there is none.
+  absl::StatusOr<httplib::Response> Get(const std::string& path) {
+    return Done(client_.Get(path, Headers()));
+  }
+  absl::StatusOr<httplib::Response> Post(const std::string& path,
+                                         const std::string& body) {
+    return Done(client_.Post(path, Headers(), body, "application/json"));
+  }
+  bool has_token() const { return !token_.empty(); }
+
+ private:
+  httplib::Headers Headers() const {
+    if (token_.empty()) return {};
+    return {{"Authorization", "Bearer " + token_}};
+  }
+  absl::StatusOr<httplib::Response> Done(httplib::Result r) {
+    if (!r) return absl::UnavailableError(Unreachable(admin_, r.error()));
+    return *r;
+  }
+  std::string admin_, token_;
+  httplib::Client client_;
+};
+
+// "HTTP 403: forbidden ..." plus a hint where one helps.
+int HttpFail(const Admin& admin, const httplib::Response& r) {
+  std::string msg = absl::StrCat("HTTP ", r.status, ": ",
+                                 absl::StripTrailingAsciiWhitespace(r.body));
+  if (r.status == 403 && !admin.has_token()) {
+    absl::StrAppend(&msg, " (no token: pass --token_file, or run as a user "
+                          "who can read ", kDefaultTokenFile, ")");
+  }
+  return Fail(msg);
+}
+
+int Sessions(Admin& admin) {
+  std::string query = absl::StrCat("?limit=", absl::GetFlag(FLAGS_limit));
+  if (!absl::GetFlag(FLAGS_key).empty()) {
+    absl::StrAppend(&query, "&key=", httplib::detail::encode_query_param(absl::GetFlag(FLAGS_key)));
+  }
+  if (!absl::GetFlag(FLAGS_addr).empty()) {
+    absl::StrAppend(&query, "&addr=", httplib::detail::encode_query_param(absl::GetFlag(FLAGS_addr)));
+  }
+  auto r = admin.Get("/v0/relay/sessions" + query);
+  if (!r.ok()) return Fail(std::string(r.status().message()));
+  if (r->status != 200) return HttpFail(admin, *r);
+  if (absl::GetFlag(FLAGS_json)) {
+    std::printf("%s\n", r->body.c_str());
+    return 0;
+  }
   json j = json::parse(r->body, nullptr, false);
   if (j.is_discarded()) return Fail("bad JSON from relayd");
   std::printf("Server port: %d\n", j["ServerPort"].get<int>());
@@ -77,10 +204,11 @@ int Sessions(httplib::Client& c) {
   return 0;
 }
 
-int Metrics(httplib::Client& c) {
-  auto r = c.Get("/metrics");
-  if (!r) return Fail("cannot reach relayd: " + httplib::to_string(r.error()));
-  // name -> sum over series, plus the labelled series of drops and states.
+int Metrics(Admin& admin) {
+  auto r = admin.Get("/metrics");
+  if (!r.ok()) return Fail(std::string(r.status().message()));
+  if (r->status != 200) return HttpFail(admin, *r);
+  // name -> sum over series, plus the labelled series worth seeing apart.
   std::map<std::string, double> totals;
   std::map<std::string, double> labelled;
   std::istringstream in(r->body);
@@ -92,11 +220,12 @@ int Metrics(httplib::Client& c) {
     const double v = std::stod(line.substr(sp + 1));
     absl::string_view name_view(series);
     name_view = name_view.substr(0, name_view.find('{'));
-    absl::ConsumePrefix(&name_view, "peerrelay_");
+    if (!absl::ConsumePrefix(&name_view, "peerrelay_")) continue;  // process_*
     const std::string name(name_view);
     if (name == "dropped_datagrams_total" || name == "endpoints" ||
-        name == "allocation_errors_total" || name == "allocations_total") {
-      if (v != 0) labelled[series.substr(std::string("peerrelay_").size())] = v;
+        name == "allocation_errors_total" || name == "allocations_total" ||
+        name == "forwarded_packets_total" || name == "forwarded_bytes_total") {
+      if (v != 0) labelled[series.substr(std::string("peerrelay_").size())] += v;
     } else if (name != "build_info") {
       totals[name] += v;
     }
@@ -110,50 +239,76 @@ int Metrics(httplib::Client& c) {
   return 0;
 }
 
-int Allocate(httplib::Client& c, const std::string& a, const std::string& b) {
-  std::string token;
-  if (!absl::GetFlag(FLAGS_token_file).empty()) {
-    std::ifstream f(absl::GetFlag(FLAGS_token_file));
-    if (!f) return Fail("cannot read --token_file");
-    std::getline(f, token);
-    token = std::string(absl::StripAsciiWhitespace(token));
-  }
-  httplib::Headers h = {{"Authorization", "Bearer " + token}};
-  auto r = c.Post("/v0/relay/endpoint", h,
-                  json{{"DiscoKeys", {a, b}}}.dump(), "application/json");
-  if (!r) return Fail("cannot reach relayd: " + httplib::to_string(r.error()));
-  if (r->status != 200) {
-    return Fail(absl::StrCat("HTTP ", r->status, ": ",
-                             absl::StripTrailingAsciiWhitespace(r->body)));
-  }
+int Allocate(Admin& admin, const std::string& a, const std::string& b) {
+  auto r = admin.Post("/v0/relay/endpoint", json{{"DiscoKeys", {a, b}}}.dump());
+  if (!r.ok()) return Fail(std::string(r.status().message()));
+  if (r->status != 200) return HttpFail(admin, *r);
   std::printf("%s\n", json::parse(r->body).dump(2).c_str());
   return 0;
+}
+
+int Simple(Admin& admin, bool post, const std::string& path) {
+  auto r = post ? admin.Post(path, "") : admin.Get(path);
+  if (!r.ok()) return Fail(std::string(r.status().message()));
+  if (r->status >= 300) return HttpFail(admin, *r);  // "HTTP 503: draining"
+  std::printf("%s", r->body.c_str());
+  return 0;
+}
+
+// The token: --token_file, else the package's file when readable.
+absl::StatusOr<std::string> Token() {
+  std::string path = absl::GetFlag(FLAGS_token_file);
+  const bool given = !path.empty();
+  if (!given) {
+    if (access(kDefaultTokenFile, R_OK) != 0) return std::string();
+    path = kDefaultTokenFile;
+  }
+  absl::StatusOr<std::string> text = peerrelay::ReadSmallFile(path, 4096);
+  if (!text.ok()) return text.status();
+  return std::string(absl::StripAsciiWhitespace(
+      absl::string_view(*text).substr(0, text->find('\n'))));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "relayctl [--admin=host:port] [--token_file=F] "
-      "allocate KEY KEY | sessions | metrics | health");
+  absl::SetProgramUsageMessage(kUsage);
+  auto usage_error = [](const std::string& msg) {
+    std::fprintf(stderr, "relayctl: %s\n(relayctl help lists the commands)\n",
+                 msg.c_str());
+    return 2;
+  };
+  absl::StatusOr<peerrelay::cli::CommandLine> cmdline =
+      peerrelay::cli::CheckCommandLine(argc, argv);
+  if (!cmdline.ok()) return usage_error(std::string(cmdline.status().message()));
+  if (cmdline->help) {
+    std::printf("%s\nflags:\n%s", kUsage,
+                peerrelay::cli::FlagsHelp({"tools/relayctl.cc"}).c_str());
+    return 0;
+  }
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
-  if (args.size() < 2) return Fail("need a command: allocate, sessions, metrics, health");
-  std::string admin = absl::GetFlag(FLAGS_admin);
-  httplib::Client c(absl::StrCat("http://", admin));
-  c.set_connection_timeout(3, 0);
-  c.set_read_timeout(10, 0);
+  if (args.size() < 2) return usage_error("need a command");
   const std::string cmd = args[1];
-  if (cmd == "sessions") return Sessions(c);
-  if (cmd == "metrics") return Metrics(c);
-  if (cmd == "health") {
-    auto r = c.Get("/healthz");
-    if (!r) return Fail("cannot reach relayd");
-    std::printf("%s", r->body.c_str());
-    return r->status == 200 ? 0 : 1;
+  if (cmd == "help") {
+    std::printf("%s\nflags:\n%s", kUsage,
+                peerrelay::cli::FlagsHelp({"tools/relayctl.cc"}).c_str());
+    return 0;
   }
-  if (cmd == "allocate") {
-    if (args.size() != 4) return Fail("allocate needs two disco keys");
-    return Allocate(c, args[2], args[3]);
+  const size_t want_args = cmd == "allocate" ? 4 : 2;
+  if (cmd != "sessions" && cmd != "metrics" && cmd != "health" &&
+      cmd != "drain" && cmd != "allocate") {
+    return usage_error("unknown command '" + cmd + "'");
   }
-  return Fail("unknown command '" + cmd + "'");
+  if (args.size() != want_args) {
+    return usage_error(cmd == "allocate" ? "allocate needs two disco keys"
+                                         : cmd + " takes no arguments");
+  }
+  absl::StatusOr<std::string> token = Token();
+  if (!token.ok()) return Fail(std::string(token.status().message()));
+  Admin admin(absl::GetFlag(FLAGS_admin), *token);
+  if (cmd == "sessions") return Sessions(admin);
+  if (cmd == "metrics") return Metrics(admin);
+  if (cmd == "health") return Simple(admin, false, "/readyz");
+  if (cmd == "drain") return Simple(admin, true, "/v0/relay/drain");
+  return Allocate(admin, args[2], args[3]);
 }

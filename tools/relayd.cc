@@ -1,177 +1,76 @@
 // relayd: the peer relay appliance.
 //
 //   relayd --port=7777 --advertise=203.0.113.7 --key_file=/var/lib/relayd/key
+//   relayd --flagfile=/etc/relayd/relayd.flags
 //
 // Starts one worker per core on the relay port, logs one start-up line, and
 // runs until SIGTERM or SIGINT (exit 0). Bad flags exit 2 with a message.
-#include <ifaddrs.h>
-#include <net/if.h>
+// Flags and their checks live in relayd_config.cc.
 #include <signal.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/strings/numbers.h"
+#include "absl/flags/usage_config.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "common/log.h"
 #include "control/admin.h"
-#include "common/small_file.h"
-#include "disco/key_file.h"
 #include "engine/port_guard.h"
 #include "engine/relay.h"
 #include "relay/server.h"
+#include "tools/build_commit.h"
+#include "tools/cli.h"
+#include "tools/relayd_config.h"
 
 #include <systemd/sd-daemon.h>
-
-ABSL_FLAG(int, port, 7777, "UDP port of the relay");
-ABSL_FLAG(std::string, listen, "::",
-          "address to listen on; '::' is dual-stack (IPv4 and IPv6)");
-ABSL_FLAG(std::vector<std::string>, advertise, {},
-          "addresses handed to clients, 'ip' or 'ip:port' / '[ip6]:port', "
-          "comma separated; default: the host's non-loopback addresses, or "
-          "the listen address when that is loopback");
-ABSL_FLAG(int, workers, 0, "worker threads (one socket each); 0 = all CPUs");
-ABSL_FLAG(std::string, engine, "auto", "packet engine: auto, io_uring, mmsg");
-ABSL_FLAG(std::string, profile, "current",
-          "protocol profile: current (today's clients) or seed");
-ABSL_FLAG(absl::Duration, bind_lifetime, absl::Seconds(30),
-          "how long an endpoint may wait for both sides to bind");
-ABSL_FLAG(absl::Duration, steady_state_lifetime, absl::Minutes(5),
-          "how long a bound side may stay silent");
-ABSL_FLAG(uint32_t, max_endpoints, 0,
-          "cap on endpoints alive at once; 0 = sized to memory (a quarter of "
-          "RAM at ~1 KiB per endpoint, at most the VNI space)");
-ABSL_FLAG(uint32_t, max_endpoints_per_caller, 10000,
-          "cap on endpoints alive at once allocated by one caller (an HTTP "
-          "client IP or a UDP requester key); 0 = none");
-ABSL_FLAG(double, alloc_rate_total, 500,
-          "new endpoints per second over all callers and transports; over it "
-          "HTTP answers 503 with Retry-After");
-ABSL_FLAG(double, alloc_burst_total, 1000,
-          "burst of new endpoints over all callers");
-ABSL_FLAG(std::string, key_file, "",
-          "file holding the server's disco secret key (created 0600 on first "
-          "start); empty: a new key every start");
-ABSL_FLAG(std::string, allocate_allowlist, "",
-          "file of client disco keys (discokey:<hex>, one per line, # "
-          "comments) allowed to allocate over UDP");
-ABSL_FLAG(bool, print_public_key, false,
-          "print the server's disco public key (from --key_file) and exit");
-ABSL_FLAG(bool, pin_cpus, false, "pin worker i to CPU i");
-ABSL_FLAG(bool, check_config, false,
-          "validate flags and the files they name, print the result and "
-          "exit (0: valid) without opening sockets or creating files");
-ABSL_FLAG(absl::Duration, stats_interval, absl::ZeroDuration(),
-          "log a counters line this often; 0 = only at exit");
-ABSL_FLAG(absl::Duration, run_for, absl::ZeroDuration(),
-          "stop after this long (demos, soak runs); 0 = until a signal");
-ABSL_FLAG(std::string, admin_listen, "127.0.0.1:9780",
-          "admin HTTP listener (allocation, /metrics, /v0/relay/sessions, "
-          "/healthz), 'ip:port' or '[ip6]:port'; 'off' disables it");
-ABSL_FLAG(std::string, admin_token_file, "",
-          "file holding the bearer token that POST /v0/relay/endpoint "
-          "requires; without it HTTP allocation is refused (403)");
-ABSL_FLAG(double, alloc_rate, 5, "HTTP allocations per second per caller");
-ABSL_FLAG(double, alloc_burst, 20, "HTTP allocation burst per caller");
-ABSL_FLAG(absl::Duration, drain_timeout, absl::Minutes(5),
-          "on SIGUSR1: stop allocating, keep relaying, exit when no "
-          "endpoint is left or after this long");
 
 namespace peerrelay {
 namespace {
 
-constexpr char kVersion[] = "0.1.0";
+constexpr char kVersion[] = "0.2.0";
 
-absl::Status Fail(absl::string_view msg) {
-  return absl::InvalidArgumentError(msg);
-}
+constexpr char kUsage[] =
+    "peer relay appliance for Tailscale's peer-relay protocol\n"
+    "\n"
+    "usage:\n"
+    "  relayd [--flag=value ...]\n"
+    "  relayd --flagfile=/etc/relayd/relayd.flags   (one --flag=value per "
+    "line, # comments)\n"
+    "  relayd --check_config [flags]     validate flags and files, print "
+    "what would be served, exit\n"
+    "  relayd --print_public_key --key_file=F\n"
+    "  relayd --version | --help | -h\n"
+    "\n"
+    "signals:\n"
+    "  SIGTERM, SIGINT  stop now (exit 0)\n"
+    "  SIGHUP           reload the token files, the allowlist and "
+    "--log_level (from the flag file)\n"
+    "  SIGUSR1          drain: no new allocations (HTTP 503 + Retry-After), "
+    "/readyz 503, relaying goes on; exit 0 once no endpoint is left or after "
+    "--drain_timeout (also: relayctl drain)\n"
+    "\n"
+    "admin API (--admin_listen; token: --admin_token_file):\n"
+    "  POST /v0/relay/endpoint   allocate (bearer token)\n"
+    "  GET  /v0/relay/sessions   endpoints and both legs (token or read token)\n"
+    "  POST /v0/relay/drain      drain, as SIGUSR1 (bearer token)\n"
+    "  GET  /metrics /livez /readyz /healthz   (also on --metrics_listen)\n"
+    "\n"
+    "exit status: 0 stopped or drained, 1 could not start, 2 bad flags or "
+    "files\n";
 
-absl::StatusOr<absl::flat_hash_set<disco::DiscoKey>> LoadAllowlist(
-    const std::string& path) {
-  absl::flat_hash_set<disco::DiscoKey> keys;
-  if (path.empty()) return keys;
-  absl::StatusOr<std::string> text = ReadSmallFile(path);
-  if (!text.ok()) return text.status();
-  int n = 0;
-  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
-    ++n;
-    absl::string_view l = absl::StripAsciiWhitespace(line);
-    if (l.empty() || l[0] == '#') continue;
-    auto k = disco::DiscoKey::ParseText(l);
-    if (!k.ok()) {
-      return Fail(absl::StrCat(path, ":", n, ": ", k.status().message()));
-    }
-    keys.insert(*k);
-  }
-  return keys;
-}
-
-absl::StatusOr<std::string> LoadToken(const std::string& path) {
-  if (path.empty()) return std::string();
-  absl::StatusOr<std::string> text = ReadSmallFile(path, 4096);
-  if (!text.ok()) return text.status();
-  std::string token(absl::StripAsciiWhitespace(
-      absl::string_view(*text).substr(0, text->find('\n'))));
-  if (token.empty()) return Fail(absl::StrCat(path, ": empty token"));
-  return token;
-}
-
-// The host's non-loopback, non-link-local addresses.
-std::vector<SocketAddress> HostAddresses(uint16_t port) {
-  std::vector<SocketAddress> out;
-  ifaddrs* ifs = nullptr;
-  if (getifaddrs(&ifs) != 0) return out;
-  for (ifaddrs* i = ifs; i != nullptr; i = i->ifa_next) {
-    if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_LOOPBACK) ||
-        !(i->ifa_flags & IFF_UP)) {
-      continue;
-    }
-    socklen_t len = i->ifa_addr->sa_family == AF_INET ? sizeof(sockaddr_in)
-                                                      : sizeof(sockaddr_in6);
-    auto a = SocketAddress::FromSockaddr(i->ifa_addr, len);
-    if (!a) continue;
-    if (!a->is_ipv4() && a->bytes()[0] == 0xfe && (a->bytes()[1] & 0xc0) == 0x80) {
-      continue;  // link-local
-    }
-    a->set_port(port);
-    out.push_back(*a);
-  }
-  freeifaddrs(ifs);
-  return out;
-}
-
-// "ip:port", "[ip6]:port", or a bare "ip" / "ip6" / "[ip6]" that takes the
-// relay port.
-absl::StatusOr<SocketAddress> ParseHostMaybePort(const std::string& s,
-                                                 uint16_t port) {
-  auto full = SocketAddress::Parse(s);
-  if (full.ok()) return full;
-  absl::string_view host = s;
-  if (absl::ConsumePrefix(&host, "[") && !absl::ConsumeSuffix(&host, "]")) {
-    return Fail(absl::StrCat("bad address '", s, "'"));
-  }
-  std::string with = host.find(':') != absl::string_view::npos
-                         ? absl::StrCat("[", host, "]:", port)
-                         : absl::StrCat(host, ":", port);
-  auto bare = SocketAddress::Parse(with);
-  if (!bare.ok()) return Fail(absl::StrCat("bad address '", s, "'"));
-  return bare;
+std::string VersionString() {
+  return absl::StrCat("relayd ", kVersion, " (commit ", PEERRELAY_GIT_COMMIT,
+                      ")\n");
 }
 
 // One line of every per-core counter (the field list in relay/counters.h,
@@ -193,185 +92,7 @@ void LogCounters(const char* when, const engine::Relay& r,
   }
   absl::StrAppend(&line, " dropped=", c.DroppedTotal());
   if (!drops.empty()) absl::StrAppend(&line, " (", drops, ")");
-  std::fprintf(stderr, "relayd: %s: %s\n", when, line.c_str());
-}
-
-// Physical memory, from /proc/meminfo (0 when unknown).
-uint64_t MemTotalBytes() {
-  absl::StatusOr<std::string> info = ReadSmallFile("/proc/meminfo", 1 << 16);
-  if (!info.ok()) return 0;
-  for (absl::string_view line : absl::StrSplit(*info, '\n')) {
-    if (!absl::ConsumePrefix(&line, "MemTotal:")) continue;
-    line = absl::StripAsciiWhitespace(line);
-    uint64_t kib = 0;
-    if (absl::SimpleAtoi(line.substr(0, line.find(' ')), &kib)) {
-      return kib * 1024;
-    }
-  }
-  return 0;
-}
-
-// The default endpoint cap: a quarter of memory at ~1 KiB per endpoint
-// (measured: 850-890 bytes of RSS each, table and indexes included), within
-// 1 and the VNI space; 1 M when memory is unknown.
-uint32_t DefaultMaxEndpoints(uint64_t mem_bytes) {
-  if (mem_bytes == 0) return 1 << 20;
-  const uint64_t n = mem_bytes / 4 / 1024;
-  return uint32_t(std::clamp<uint64_t>(n, 1, relay::VniAllocator::kMaxVni));
-}
-
-// An --advertise entry, parsed once: its port is the relay's unless given.
-struct AdvertiseSpec {
-  SocketAddress addr;
-  bool explicit_port = false;
-};
-
-// Everything the flags say, checked: what --check_config reports and what
-// serving uses.
-struct RelaydConfig {
-  std::optional<disco::KeyPair> key_pair;  // always set by ParseConfig
-  std::string key_file;
-  bool key_missing = false;  // --check_config with a key file not there yet
-  uint16_t port = 0;
-  SocketAddress listen;
-  std::vector<AdvertiseSpec> advertise;
-  disco::Dialect dialect = disco::Dialect::kCurrent;
-  engine::EngineKind engine = engine::EngineKind::kAuto;
-  int workers = 0;
-  bool pin_cpus = false;
-  absl::Duration bind_lifetime, steady_state_lifetime;
-  uint32_t max_endpoints = 0;
-  std::string max_endpoints_why;  // how an automatic cap was sized
-  uint32_t max_endpoints_per_caller = 0;
-  double alloc_rate_total = 0, alloc_burst_total = 0;
-  absl::flat_hash_set<disco::DiscoKey> allowlist;
-  std::string token;
-  std::optional<SocketAddress> admin_listen;
-  double alloc_rate = 0, alloc_burst = 0;
-  absl::Duration stats_interval, run_for, drain_timeout;
-};
-
-absl::StatusOr<AdvertiseSpec> ParseAdvertise(const std::string& s) {
-  if (auto full = SocketAddress::Parse(s); full.ok()) {
-    return AdvertiseSpec{*full, true};
-  }
-  absl::StatusOr<SocketAddress> bare = ParseHostMaybePort(s, 0);
-  if (!bare.ok()) return bare.status();
-  return AdvertiseSpec{*bare, false};
-}
-
-// Reads and checks every flag except --print_public_key and --check_config.
-// `read_only` (those two modes): the key file is read, never created.
-absl::StatusOr<RelaydConfig> ParseConfig(bool read_only) {
-  RelaydConfig c;
-  c.key_file = absl::GetFlag(FLAGS_key_file);
-  std::string warning;
-  absl::StatusOr<disco::KeyPair> kp = disco::KeyPair::Generate();
-  if (!c.key_file.empty()) {
-    kp = read_only ? disco::LoadKeyFile(c.key_file, &warning)
-                   : disco::LoadOrCreateKeyFile(c.key_file, &warning);
-    if (read_only && absl::IsNotFound(kp.status())) {
-      c.key_missing = true;
-      kp = disco::KeyPair::Generate();
-    }
-  }
-  if (!kp.ok()) return kp.status();
-  if (!warning.empty()) {
-    std::fprintf(stderr, "relayd: warning: %s\n", warning.c_str());
-  }
-  c.key_pair = *kp;
-  const int port = absl::GetFlag(FLAGS_port);
-  if (port < 0 || port > 65535) return Fail("--port must be 0..65535");
-  c.port = uint16_t(port);
-  if (!disco::ParseDialect(absl::GetFlag(FLAGS_profile), &c.dialect)) {
-    return Fail("--profile must be 'current' or 'seed'");
-  }
-  if (!engine::ParseEngineKind(absl::GetFlag(FLAGS_engine), &c.engine)) {
-    return Fail("--engine must be auto, io_uring or mmsg");
-  }
-  c.workers = absl::GetFlag(FLAGS_workers);
-  if (c.workers < 0) return Fail("--workers must be >= 0");
-  c.pin_cpus = absl::GetFlag(FLAGS_pin_cpus);
-  c.bind_lifetime = absl::GetFlag(FLAGS_bind_lifetime);
-  c.steady_state_lifetime = absl::GetFlag(FLAGS_steady_state_lifetime);
-  if (c.bind_lifetime <= absl::ZeroDuration() ||
-      c.steady_state_lifetime <= absl::ZeroDuration()) {
-    return Fail("lifetimes must be positive");
-  }
-  c.max_endpoints = absl::GetFlag(FLAGS_max_endpoints);
-  if (c.max_endpoints == 0) {
-    const uint64_t mem = MemTotalBytes();
-    c.max_endpoints = DefaultMaxEndpoints(mem);
-    c.max_endpoints_why = absl::StrCat(" (auto: a quarter of ", mem >> 20,
-                                       " MiB at ~1 KiB per endpoint)");
-  }
-  c.max_endpoints_per_caller = absl::GetFlag(FLAGS_max_endpoints_per_caller);
-  c.alloc_rate_total = absl::GetFlag(FLAGS_alloc_rate_total);
-  c.alloc_burst_total = absl::GetFlag(FLAGS_alloc_burst_total);
-  if (c.alloc_rate_total <= 0 || c.alloc_burst_total < 1) {
-    return Fail("--alloc_rate_total must be > 0 and --alloc_burst_total >= 1");
-  }
-  auto listen = ParseHostMaybePort(absl::GetFlag(FLAGS_listen), c.port);
-  if (!listen.ok()) {
-    return Fail(absl::StrCat("--listen: ", listen.status().message()));
-  }
-  c.listen = *listen;
-  for (const std::string& a : absl::GetFlag(FLAGS_advertise)) {
-    auto spec = ParseAdvertise(a);
-    if (!spec.ok()) return Fail(absl::StrCat("--advertise: bad address '", a, "'"));
-    c.advertise.push_back(*spec);
-  }
-  auto allow = LoadAllowlist(absl::GetFlag(FLAGS_allocate_allowlist));
-  if (!allow.ok()) return allow.status();
-  c.allowlist = std::move(*allow);
-  auto token = LoadToken(absl::GetFlag(FLAGS_admin_token_file));
-  if (!token.ok()) return token.status();
-  c.token = *token;
-  if (absl::GetFlag(FLAGS_admin_listen) != "off") {
-    auto a = SocketAddress::Parse(absl::GetFlag(FLAGS_admin_listen));
-    if (!a.ok()) return Fail(absl::StrCat("--admin_listen: ", a.status().message()));
-    c.admin_listen = *a;
-  }
-  c.alloc_rate = absl::GetFlag(FLAGS_alloc_rate);
-  c.alloc_burst = absl::GetFlag(FLAGS_alloc_burst);
-  if (c.alloc_rate <= 0 || c.alloc_burst < 1) {
-    return Fail("--alloc_rate must be > 0 and --alloc_burst >= 1");
-  }
-  c.stats_interval = absl::GetFlag(FLAGS_stats_interval);
-  c.run_for = absl::GetFlag(FLAGS_run_for);
-  c.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
-  return c;
-}
-
-int PrintCheck(const RelaydConfig& c) {
-  std::printf("config ok: port %d, listen %s, engine %s, profile %s, "
-              "key %s, %zu allowlisted keys, admin %s, HTTP allocation %s\n",
-              c.port, c.listen.IpString().c_str(),
-              std::string(engine::EngineName(c.engine)).c_str(),
-              std::string(disco::DialectName(c.dialect)).c_str(),
-              c.key_file.empty() ? "new at every start"
-              : c.key_missing    ? "would be created"
-                                 : c.key_pair->public_key().ToText().c_str(),
-              c.allowlist.size(),
-              c.admin_listen ? c.admin_listen->ToString().c_str() : "off",
-              c.token.empty() ? "refused (no token)" : "token required");
-  return 0;
-}
-
-// The addresses handed to clients: --advertise (the relay's port where none
-// was given), else a specific listen address, else the host's addresses.
-std::vector<SocketAddress> Advertised(const RelaydConfig& c,
-                                      uint16_t bound_port) {
-  std::vector<SocketAddress> adv;
-  for (AdvertiseSpec spec : c.advertise) {
-    if (!spec.explicit_port) spec.addr.set_port(bound_port);
-    adv.push_back(spec.addr);
-  }
-  if (!adv.empty()) return adv;
-  SocketAddress l = c.listen;
-  l.set_port(bound_port);
-  if (!l.is_unspecified()) return {l};  // loopback included
-  return HostAddresses(bound_port);
+  PEERRELAY_LOG(kInfo, when, ": ", line);
 }
 
 // What runs while relayd serves.
@@ -381,6 +102,32 @@ struct Running {
   std::unique_ptr<engine::Relay> relay;
   std::unique_ptr<control::Admin> admin;  // null with --admin_listen=off
 };
+
+std::string HostPort(const SocketAddress& l, uint16_t port) {
+  return absl::StrCat(l.is_ipv4() ? "" : "[", l.IpString(),
+                      l.is_ipv4() ? "" : "]", ":", port);
+}
+
+// Start-up warnings about what the kernel granted.
+void WarnAboutSockets(const engine::Relay& relay) {
+  int rcv = 0, snd = 0;
+  for (const engine::SocketInfo& s : relay.sockets()) {
+    rcv = rcv == 0 ? s.rcvbuf : std::min(rcv, s.rcvbuf);
+    snd = snd == 0 ? s.sndbuf : std::min(snd, s.sndbuf);
+  }
+  // The kernel reports twice what it granted (its bookkeeping overhead).
+  const int want = 2 * engine::kSocketBufferBytes;
+  if (rcv < want || snd < want) {
+    PEERRELAY_LOG(kWarning, "socket buffers are ", rcv / 2 / 1024,
+                  " KiB receive / ", snd / 2 / 1024, " KiB send, asked for ",
+                  engine::kSocketBufferBytes / 1024,
+                  " KiB: bursts beyond them are dropped by the kernel "
+                  "(peerrelay_kernel_socket_drops_total). Give relayd "
+                  "CAP_NET_ADMIN or raise net.core.rmem_max and "
+                  "net.core.wmem_max to at least ",
+                  engine::kSocketBufferBytes);
+  }
+}
 
 absl::StatusOr<Running> StartServing(const RelaydConfig& c,
                                      std::optional<engine::PortGuard> guard) {
@@ -416,58 +163,72 @@ absl::StatusOr<Running> StartServing(const RelaydConfig& c,
   }
   std::vector<SocketAddress> adv = Advertised(c, r.relay->port());
   if (adv.empty()) {
-    std::fprintf(stderr,
-                 "relayd: warning: no address to advertise (no non-loopback "
-                 "address; use --advertise or --listen=127.0.0.1): "
-                 "allocations fail until one is set\n");
+    PEERRELAY_LOG(kWarning,
+                  "no address to advertise (no non-loopback address; use "
+                  "--advertise or --listen=127.0.0.1): allocations fail and "
+                  "/readyz says 503 until one is set");
   }
+  WarnAboutAdvertised(c, adv);
   r.server->SetAddresses(adv);
   if (!r.relay->engine_note().empty()) {
-    std::fprintf(stderr, "relayd: %s\n", r.relay->engine_note().c_str());
+    PEERRELAY_LOG(kNotice, r.relay->engine_note());
+  }
+  WarnAboutSockets(*r.relay);
+  if (c.key_file.empty()) {
+    PEERRELAY_LOG(kWarning,
+                  "no --key_file: the server's disco key is new at every "
+                  "start, so endpoints handed out before a restart stop "
+                  "working with it");
   }
   if (c.admin_listen) {
-    auto a = control::Admin::Start(r.server.get(), r.relay.get(),
-                                   {.listen = *c.admin_listen,
-                                    .token = c.token,
-                                    .alloc_rate = c.alloc_rate,
-                                    .alloc_burst = c.alloc_burst,
-                                    .version = kVersion});
+    auto a = control::Admin::Start(
+        r.server.get(), r.relay.get(),
+        {.listen = *c.admin_listen,
+         .token = c.token,
+         .alloc_rate = c.alloc_rate,
+         .alloc_burst = c.alloc_burst,
+         .read_token = c.read_token,
+         .metrics_listen = c.metrics_listen,
+         // The same path as the signal: the main loop drains.
+         .on_drain = [] { kill(getpid(), SIGUSR1); },
+         .version = kVersion,
+         .commit = PEERRELAY_GIT_COMMIT});
     if (!a.ok()) return a.status();
     r.admin = std::move(*a);
-    const SocketAddress& l = *c.admin_listen;
-    std::fprintf(stderr, "relayd: admin API on %s%s\n",
-                 absl::StrCat(l.is_ipv4() ? "" : "[", l.IpString(),
-                              l.is_ipv4() ? "" : "]", ":", r.admin->port())
-                     .c_str(),
-                 c.token.empty() ? " (no --admin_token_file: HTTP allocation "
-                                   "refused)"
-                                 : "");
+    PEERRELAY_LOG(kInfo, "admin API on ", HostPort(*c.admin_listen, r.admin->port()),
+                  c.token.empty() ? " (no --admin_token_file: allocation, "
+                                    "sessions and drain refused)"
+                                  : "");
+    if (c.metrics_listen) {
+      PEERRELAY_LOG(kInfo, "metrics on ",
+                    HostPort(*c.metrics_listen, r.admin->metrics_port()));
+    }
   }
   std::vector<std::string> adv_text;
   for (const SocketAddress& a : adv) adv_text.push_back(a.ToString());
-  std::fprintf(stderr,
-               "relayd: listening on %s port %u engine=%s workers=%d "
-               "profile=%s server_key=%s advertise=[%s] max_endpoints=%u%s\n",
-               c.listen.IpString().c_str(), r.relay->port(),
-               std::string(engine::EngineName(r.relay->engine())).c_str(),
-               r.relay->workers(),
-               std::string(disco::DialectName(c.dialect)).c_str(),
-               r.server->server_key().ToText().c_str(),
-               absl::StrJoin(adv_text, ",").c_str(), c.max_endpoints,
-               c.max_endpoints_why.c_str());
+  PEERRELAY_LOG(kInfo, "listening on ", c.listen.IpString(), " port ",
+                r.relay->port(), " engine=", engine::EngineName(r.relay->engine()),
+                " workers=", r.relay->workers(),
+                " profile=", disco::DialectName(c.dialect),
+                " server_key=", r.server->server_key().ToText(), " advertise=[",
+                absl::StrJoin(adv_text, ","), "] max_endpoints=",
+                c.max_endpoints, c.max_endpoints_why);
   return r;
 }
 
-// SIGHUP: the allowlist and the token, both or neither. The files are read
-// on a thread of their own, so a file that cannot be read at once (a hung
-// mount) never stops the signal loop or the watchdog; the loop applies the
-// result when it is there.
+// SIGHUP: the allowlist, the tokens (all or none) and --log_level from the
+// flag files. The files are read on a thread of their own, so a file that
+// cannot be read at once (a hung mount) never stops the signal loop or the
+// watchdog; the loop applies the result when it is there.
 class Reloader {
  public:
+  explicit Reloader(std::vector<std::string> flagfiles)
+      : flagfiles_(std::move(flagfiles)) {}
+
   // Starts a reload unless one is still running (then says so).
   void Start() {
     if (running_) {
-      std::fprintf(stderr, "relayd: SIGHUP: a reload is still running\n");
+      PEERRELAY_LOG(kWarning, "SIGHUP: a reload is still running");
       return;
     }
     running_ = true;
@@ -475,12 +236,16 @@ class Reloader {
     auto result = std::make_shared<Result>();
     result_ = result;
     // Detached: if a read hangs for good, exiting must not wait for it.
-    std::thread([result] {
-      auto allow = LoadAllowlist(absl::GetFlag(FLAGS_allocate_allowlist));
-      auto token = LoadToken(absl::GetFlag(FLAGS_admin_token_file));
+    std::thread([result, files = flagfiles_] {
+      auto allow = LoadAllowlist(AllowlistFlag());
+      auto token = LoadToken(TokenFlag());
+      auto read_token = LoadToken(ReadTokenFlag());
+      auto level = cli::FlagValueInFiles(files, "log_level");
       std::lock_guard<std::mutex> l(result->mu);
       result->allow = std::move(allow);
       result->token = std::move(token);
+      result->read_token = std::move(read_token);
+      result->level = std::move(level);
       result->done = true;
     }).detach();
   }
@@ -490,18 +255,36 @@ class Reloader {
     std::lock_guard<std::mutex> l(result_->mu);
     if (!result_->done) return;
     running_ = false;
-    if (result_->allow.ok() && result_->token.ok()) {
+    std::vector<std::string> errors;
+    for (const absl::Status& s :
+         {result_->allow.status(), result_->token.status(),
+          result_->read_token.status(), result_->level.status()}) {
+      if (!s.ok()) errors.emplace_back(s.message());
+    }
+    log::Level level = log::GetLevel();
+    if (result_->level.ok() && result_->level->has_value() &&
+        !log::ParseLevel(**result_->level, &level)) {
+      errors.push_back(absl::StrCat("--log_level=", **result_->level,
+                                    " in the flag file is not a level"));
+    }
+    if (errors.empty()) {
       r.server->SetAllocateAllowlist(*result_->allow);
-      if (r.admin) r.admin->SetToken(*result_->token);
-      std::fprintf(stderr,
-                   "relayd: SIGHUP: reloaded allowlist (%zu keys) and token\n",
-                   result_->allow->size());
+      if (r.admin) {
+        r.admin->SetToken(*result_->token);
+        r.admin->SetReadToken(*result_->read_token);
+      }
+      if (level != log::GetLevel()) {
+        PEERRELAY_LOG(kNotice, "SIGHUP: log level ",
+                      log::LevelName(log::GetLevel()), " -> ",
+                      log::LevelName(level));
+        log::SetLevel(level);
+      }
+      PEERRELAY_LOG(kInfo, "SIGHUP: reloaded allowlist (",
+                    result_->allow->size(), " keys) and tokens; other flags "
+                    "take effect at the next start");
     } else {
-      std::fprintf(stderr,
-                   "relayd: SIGHUP: reload failed, keeping the old settings: "
-                   "%s %s\n",
-                   std::string(result_->allow.status().message()).c_str(),
-                   std::string(result_->token.status().message()).c_str());
+      PEERRELAY_LOG(kError, "SIGHUP: reload failed, keeping the old settings: ",
+                    absl::StrJoin(errors, "; "));
     }
     sd_notify(0, "READY=1");
   }
@@ -511,17 +294,20 @@ class Reloader {
     std::mutex mu;
     bool done = false;
     absl::StatusOr<absl::flat_hash_set<disco::DiscoKey>> allow;
-    absl::StatusOr<std::string> token;
+    absl::StatusOr<std::string> token, read_token;
+    absl::StatusOr<std::optional<std::string>> level;
   };
+  const std::vector<std::string> flagfiles_;
   bool running_ = false;
   std::shared_ptr<Result> result_;
 };
 
-// Serves until SIGTERM/SIGINT, --run_for, or the end of a drain (SIGUSR1:
-// no new allocations, /healthz 503, relaying goes on until the last
-// endpoint expires or --drain_timeout). Feeds the systemd watchdog from this
-// loop, so a wedged main loop gets the service restarted.
-void Serve(const RelaydConfig& c, Running& r, const sigset_t& sigs) {
+// Serves until SIGTERM/SIGINT, --run_for, or the end of a drain (SIGUSR1 or
+// POST /v0/relay/drain: no new allocations, /readyz 503, relaying goes on
+// until the last endpoint expires or --drain_timeout). Feeds the systemd
+// watchdog from this loop, so a wedged main loop gets the service restarted.
+void Serve(const RelaydConfig& c, Running& r, const sigset_t& sigs,
+           Reloader& reloader) {
   const absl::Time start = absl::Now();
   absl::Time next_stats = start + c.stats_interval;
   uint64_t watchdog_usec = 0;
@@ -529,29 +315,43 @@ void Serve(const RelaydConfig& c, Running& r, const sigset_t& sigs) {
   absl::Time next_watchdog = start;
   sd_notify(0, "READY=1");
   std::optional<absl::Time> drain_deadline;
-  Reloader reloader;
+  absl::Time next_drain_note;
   while (true) {
     timespec ts{0, 200'000'000};
     const int sig = sigtimedwait(&sigs, nullptr, &ts);
     if (sig == SIGTERM || sig == SIGINT) {
-      std::fprintf(stderr, "relayd: %s: stopping\n", strsignal(sig));
+      PEERRELAY_LOG(kNotice, strsignal(sig), ": stopping");
       return;
     }
     if (sig == SIGHUP) reloader.Start();
     reloader.Poll(r);
+    const absl::Time now = absl::Now();
     if (sig == SIGUSR1 && !drain_deadline) {
-      drain_deadline = absl::Now() + c.drain_timeout;
+      drain_deadline = now + c.drain_timeout;
+      next_drain_note = now + absl::Seconds(10);
       r.server->Close();
       if (r.admin) r.admin->SetDraining(true);
       sd_notify(0, "STATUS=draining");
-      std::fprintf(stderr, "relayd: SIGUSR1: draining (%zu endpoints)\n",
-                   r.server->endpoint_count());
+      PEERRELAY_LOG(kNotice, "draining: ", r.server->endpoint_count(),
+                    " endpoints left; no new allocations; exit when none is "
+                    "left or in ", absl::FormatDuration(c.drain_timeout));
     }
-    const absl::Time now = absl::Now();
-    if (drain_deadline &&
-        (r.server->endpoint_count() == 0 || now >= *drain_deadline)) {
-      std::fprintf(stderr, "relayd: drained: stopping\n");
-      return;
+    if (drain_deadline) {
+      const size_t left = r.server->endpoint_count();
+      if (left == 0 || now >= *drain_deadline) {
+        PEERRELAY_LOG(kNotice, "drained: stopping (", left,
+                      " endpoints left", left == 0 ? ")" : ", drain timeout)");
+        return;
+      }
+      if (now >= next_drain_note) {
+        PEERRELAY_LOG(kInfo, "draining: ", left, " endpoints left, ",
+                      absl::FormatDuration(absl::Trunc(*drain_deadline - now,
+                                                        absl::Seconds(1))),
+                      " to the drain timeout");
+        sd_notify(0, absl::StrCat("STATUS=draining: ", left,
+                                  " endpoints left").c_str());
+        next_drain_note = now + absl::Seconds(10);
+      }
     }
     if (c.run_for > absl::ZeroDuration() && now - start >= c.run_for) return;
     if (c.stats_interval > absl::ZeroDuration() && now >= next_stats) {
@@ -566,21 +366,34 @@ void Serve(const RelaydConfig& c, Running& r, const sigset_t& sigs) {
 }
 
 int Main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "peer relay appliance (Tailscale peer-relay protocol)\n"
-      "  relayd --port=7777 [--advertise=IP,...] [--key_file=PATH]");
-  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  log::Init("relayd");
+  absl::SetProgramUsageMessage(kUsage);
+  absl::FlagsUsageConfig usage;
+  usage.version_string = VersionString;
+  absl::SetFlagsUsageConfig(usage);
   auto bad = [](absl::string_view msg) {
-    std::fprintf(stderr, "relayd: %s\n", std::string(msg).c_str());
+    log::UsageError(msg);
     return 2;
   };
+  // Every mistake in the flags is reported here, relayd's way (exit 2);
+  // abseil's parser below then finds none.
+  absl::StatusOr<cli::CommandLine> cmdline = cli::CheckCommandLine(argc, argv);
+  if (!cmdline.ok()) return bad(cmdline.status().message());
+  if (cmdline->help) {
+    std::printf("%s\nflags:\n%s\nabseil's own: --flagfile, --helpfull, "
+                "--version\n",
+                kUsage, cli::FlagsHelp({"tools/relayd_config.cc"}).c_str());
+    return 0;
+  }
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   if (rest.size() > 1) {
     return bad(absl::StrCat("unexpected argument '", rest[1], "'"));
   }
-  const bool check = absl::GetFlag(FLAGS_check_config);
-  const bool print = absl::GetFlag(FLAGS_print_public_key);
+  const bool check = CheckConfigFlag();
+  const bool print = PrintPublicKeyFlag();
   absl::StatusOr<RelaydConfig> config = ParseConfig(check || print);
   if (!config.ok()) return bad(config.status().message());
+  log::SetLevel(config->log_level);
   if (print) {
     if (config->key_file.empty() || config->key_missing) {
       return bad(absl::StrCat(
@@ -608,13 +421,15 @@ int Main(int argc, char** argv) {
     if (!g.ok()) return bad(g.status().message());
     guard = std::move(*g);
   }
+  PEERRELAY_LOG(kInfo, "relayd ", kVersion, " (commit ", PEERRELAY_GIT_COMMIT,
+                ") starting");
   absl::StatusOr<Running> running = StartServing(*config, std::move(guard));
   if (!running.ok()) {
-    std::fprintf(stderr, "relayd: cannot start: %s\n",
-                 running.status().ToString().c_str());
+    PEERRELAY_LOG(kError, "cannot start: ", running.status().message());
     return 1;
   }
-  Serve(*config, *running, sigs);
+  Reloader reloader(cmdline->flagfiles);
+  Serve(*config, *running, sigs, reloader);
   sd_notify(0, "STOPPING=1");
   if (running->admin) {
     running->admin->SetDraining(true);

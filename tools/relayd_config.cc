@@ -1,0 +1,428 @@
+#include "tools/relayd_config.h"
+
+#include <ifaddrs.h>
+#include <net/if.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <array>
+#include <cstdlib>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/small_file.h"
+#include "disco/key_file.h"
+#include "relay/vni_allocator.h"
+
+ABSL_FLAG(int, port, 7777, "UDP port of the relay");
+ABSL_FLAG(std::string, listen, "::",
+          "address to listen on; '::' is dual-stack (IPv4 and IPv6)");
+ABSL_FLAG(std::vector<std::string>, advertise, {},
+          "addresses handed to clients, 'ip' or 'ip:port' / '[ip6]:port', "
+          "comma separated; default: the host's non-loopback addresses, or "
+          "the listen address when that is loopback");
+ABSL_FLAG(int, workers, 0, "worker threads (one socket each); 0 = all CPUs");
+ABSL_FLAG(std::string, engine, "auto", "packet engine: auto, io_uring, mmsg");
+ABSL_FLAG(std::string, profile, "current",
+          "protocol profile: current (today's clients) or seed");
+ABSL_FLAG(absl::Duration, bind_lifetime, absl::Seconds(30),
+          "how long an endpoint may wait for both sides to bind");
+ABSL_FLAG(absl::Duration, steady_state_lifetime, absl::Minutes(5),
+          "how long a bound side may stay silent");
+ABSL_FLAG(uint32_t, max_endpoints, 0,
+          "cap on endpoints alive at once; 0 = sized to memory (a quarter of "
+          "RAM at ~1 KiB per endpoint, at most the VNI space)");
+ABSL_FLAG(uint32_t, max_endpoints_per_caller, 10000,
+          "cap on endpoints alive at once allocated by one caller (an HTTP "
+          "client IP or a UDP requester key); 0 = none");
+ABSL_FLAG(double, alloc_rate_total, 500,
+          "new endpoints per second over all callers and transports; over it "
+          "HTTP answers 503 with Retry-After");
+ABSL_FLAG(double, alloc_burst_total, 1000,
+          "burst of new endpoints over all callers");
+ABSL_FLAG(std::string, key_file, "",
+          "file holding the server's disco secret key (created 0600 on first "
+          "start); empty: a new key every start");
+ABSL_FLAG(std::string, allocate_allowlist, "",
+          "file of client disco keys (discokey:<hex>, one per line, # "
+          "comments) allowed to allocate over UDP");
+ABSL_FLAG(bool, print_public_key, false,
+          "print the server's disco public key (from --key_file) and exit");
+ABSL_FLAG(bool, pin_cpus, false, "pin worker i to CPU i");
+ABSL_FLAG(bool, check_config, false,
+          "validate flags and the files they name, print the result and "
+          "exit (0: valid) without opening sockets or creating files");
+ABSL_FLAG(absl::Duration, stats_interval, absl::ZeroDuration(),
+          "log a counters line this often; 0 = only at exit");
+ABSL_FLAG(absl::Duration, run_for, absl::ZeroDuration(),
+          "stop after this long (demos, soak runs); 0 = until a signal");
+ABSL_FLAG(std::string, admin_listen, "127.0.0.1:9780",
+          "admin HTTP listener (allocation, /metrics, /v0/relay/sessions, "
+          "/healthz), 'ip:port' or '[ip6]:port'; 'off' disables it");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "file holding the bearer token that allocation, the session list "
+          "and drain require; without it they are refused (403); "
+          "'credential:NAME' reads $CREDENTIALS_DIRECTORY/NAME (systemd)");
+ABSL_FLAG(std::string, admin_read_token_file, "",
+          "file holding a second token that may only read the session list "
+          "(monitoring); 'credential:NAME' as above");
+ABSL_FLAG(std::string, metrics_listen, "off",
+          "a second HTTP listener with /metrics, /livez, /readyz and "
+          "/healthz only (nothing naming a client), 'ip:port'; 'off': none");
+ABSL_FLAG(std::string, log_level, "info",
+          "error, warning, notice, info or debug; reloaded on SIGHUP from "
+          "the --flagfile");
+ABSL_FLAG(double, alloc_rate, 5, "HTTP allocations per second per caller");
+ABSL_FLAG(double, alloc_burst, 20, "HTTP allocation burst per caller");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Minutes(5),
+          "on SIGUSR1: stop allocating, keep relaying, exit when no "
+          "endpoint is left or after this long");
+
+
+namespace peerrelay {
+namespace {
+
+absl::Status Fail(absl::string_view msg) {
+  return absl::InvalidArgumentError(msg);
+}
+
+// "credential:NAME": NAME in the directory systemd's LoadCredential= fills.
+absl::StatusOr<std::string> ResolveSecretPath(const std::string& path) {
+  absl::string_view name = path;
+  if (!absl::ConsumePrefix(&name, "credential:")) return path;
+  const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
+  if (dir == nullptr || *dir == 0) {
+    return Fail(absl::StrCat(path, ": $CREDENTIALS_DIRECTORY is not set "
+                             "(systemd sets it for LoadCredential=)"));
+  }
+  if (name.empty() || absl::StrContains(name, "/")) {
+    return Fail(absl::StrCat(path, ": a credential name has no '/'"));
+  }
+  return absl::StrCat(dir, "/", name);
+}
+
+absl::StatusOr<std::string> ReadSecretFile(const std::string& path,
+                                           size_t max_bytes) {
+  absl::StatusOr<std::string> resolved = ResolveSecretPath(path);
+  if (!resolved.ok()) return resolved.status();
+  return ReadSmallFile(*resolved, max_bytes);
+}
+
+}  // namespace
+
+absl::StatusOr<absl::flat_hash_set<disco::DiscoKey>> LoadAllowlist(
+    const std::string& path) {
+  absl::flat_hash_set<disco::DiscoKey> keys;
+  if (path.empty()) return keys;
+  absl::StatusOr<std::string> text = ReadSecretFile(path, 1 << 20);
+  if (!text.ok()) return text.status();
+  int n = 0;
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+    ++n;
+    absl::string_view l = absl::StripAsciiWhitespace(line);
+    if (l.empty() || l[0] == '#') continue;
+    auto k = disco::DiscoKey::ParseText(l);
+    if (!k.ok()) {
+      return Fail(absl::StrCat(path, ":", n, ": ", k.status().message()));
+    }
+    keys.insert(*k);
+  }
+  return keys;
+}
+
+absl::StatusOr<std::string> LoadToken(const std::string& path) {
+  if (path.empty()) return std::string();
+  absl::StatusOr<std::string> text = ReadSecretFile(path, 4096);
+  if (!text.ok()) return text.status();
+  std::string token(absl::StripAsciiWhitespace(
+      absl::string_view(*text).substr(0, text->find('\n'))));
+  if (token.empty()) return Fail(absl::StrCat(path, ": empty token"));
+  return token;
+}
+
+std::string AllowlistFlag() { return absl::GetFlag(FLAGS_allocate_allowlist); }
+bool CheckConfigFlag() { return absl::GetFlag(FLAGS_check_config); }
+bool PrintPublicKeyFlag() { return absl::GetFlag(FLAGS_print_public_key); }
+std::string TokenFlag() { return absl::GetFlag(FLAGS_admin_token_file); }
+std::string ReadTokenFlag() {
+  return absl::GetFlag(FLAGS_admin_read_token_file);
+}
+
+namespace {
+
+// The host's non-loopback, non-link-local addresses.
+std::vector<SocketAddress> HostAddresses(uint16_t port) {
+  std::vector<SocketAddress> out;
+  ifaddrs* ifs = nullptr;
+  if (getifaddrs(&ifs) != 0) return out;
+  for (ifaddrs* i = ifs; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_LOOPBACK) ||
+        !(i->ifa_flags & IFF_UP)) {
+      continue;
+    }
+    socklen_t len = i->ifa_addr->sa_family == AF_INET ? sizeof(sockaddr_in)
+                                                      : sizeof(sockaddr_in6);
+    auto a = SocketAddress::FromSockaddr(i->ifa_addr, len);
+    if (!a) continue;
+    if (!a->is_ipv4() && a->bytes()[0] == 0xfe && (a->bytes()[1] & 0xc0) == 0x80) {
+      continue;  // link-local
+    }
+    a->set_port(port);
+    out.push_back(*a);
+  }
+  freeifaddrs(ifs);
+  return out;
+}
+
+// "ip:port", "[ip6]:port", or a bare "ip" / "ip6" / "[ip6]" that takes the
+// relay port.
+absl::StatusOr<SocketAddress> ParseHostMaybePort(const std::string& s,
+                                                 uint16_t port) {
+  auto full = SocketAddress::Parse(s);
+  if (full.ok()) return full;
+  absl::string_view host = s;
+  if (absl::ConsumePrefix(&host, "[") && !absl::ConsumeSuffix(&host, "]")) {
+    return Fail(absl::StrCat("bad address '", s, "'"));
+  }
+  std::string with = host.find(':') != absl::string_view::npos
+                         ? absl::StrCat("[", host, "]:", port)
+                         : absl::StrCat(host, ":", port);
+  auto bare = SocketAddress::Parse(with);
+  if (!bare.ok()) return Fail(absl::StrCat("bad address '", s, "'"));
+  return bare;
+}
+
+
+}  // namespace
+
+// Physical memory, from /proc/meminfo (0 when unknown).
+uint64_t MemTotalBytes() {
+  absl::StatusOr<std::string> info = ReadSmallFile("/proc/meminfo", 1 << 16);
+  if (!info.ok()) return 0;
+  for (absl::string_view line : absl::StrSplit(*info, '\n')) {
+    if (!absl::ConsumePrefix(&line, "MemTotal:")) continue;
+    line = absl::StripAsciiWhitespace(line);
+    uint64_t kib = 0;
+    if (absl::SimpleAtoi(line.substr(0, line.find(' ')), &kib)) {
+      return kib * 1024;
+    }
+  }
+  return 0;
+}
+
+// The default endpoint cap: a quarter of memory at ~1 KiB per endpoint
+// (measured: 850-890 bytes of RSS each, table and indexes included), within
+// 1 and the VNI space; 1 M when memory is unknown.
+uint32_t DefaultMaxEndpoints(uint64_t mem_bytes) {
+  if (mem_bytes == 0) return 1 << 20;
+  const uint64_t n = mem_bytes / 4 / 1024;
+  return uint32_t(std::clamp<uint64_t>(n, 1, relay::VniAllocator::kMaxVni));
+}
+
+absl::StatusOr<AdvertiseSpec> ParseAdvertise(const std::string& s) {
+  if (auto full = SocketAddress::Parse(s); full.ok()) {
+    return AdvertiseSpec{*full, true};
+  }
+  absl::StatusOr<SocketAddress> bare = ParseHostMaybePort(s, 0);
+  if (!bare.ok()) return bare.status();
+  return AdvertiseSpec{*bare, false};
+}
+
+// Reads and checks every flag except --print_public_key and --check_config.
+// `read_only` (those two modes): the key file is read, never created.
+absl::StatusOr<RelaydConfig> ParseConfig(bool read_only) {
+  RelaydConfig c;
+  c.key_file = absl::GetFlag(FLAGS_key_file);
+  std::string warning;
+  absl::StatusOr<disco::KeyPair> kp = disco::KeyPair::Generate();
+  if (!c.key_file.empty()) {
+    kp = read_only ? disco::LoadKeyFile(c.key_file, &warning)
+                   : disco::LoadOrCreateKeyFile(c.key_file, &warning);
+    if (read_only && absl::IsNotFound(kp.status())) {
+      c.key_missing = true;
+      kp = disco::KeyPair::Generate();
+    }
+  }
+  if (!kp.ok()) return kp.status();
+  if (!warning.empty()) PEERRELAY_LOG(kWarning, warning);
+  c.key_pair = *kp;
+  if (!log::ParseLevel(absl::GetFlag(FLAGS_log_level), &c.log_level)) {
+    return Fail("--log_level must be error, warning, notice, info or debug");
+  }
+  const int port = absl::GetFlag(FLAGS_port);
+  if (port < 0 || port > 65535) return Fail("--port must be 0..65535");
+  c.port = uint16_t(port);
+  if (!disco::ParseDialect(absl::GetFlag(FLAGS_profile), &c.dialect)) {
+    return Fail("--profile must be 'current' or 'seed'");
+  }
+  if (!engine::ParseEngineKind(absl::GetFlag(FLAGS_engine), &c.engine)) {
+    return Fail("--engine must be auto, io_uring or mmsg");
+  }
+  c.workers = absl::GetFlag(FLAGS_workers);
+  if (c.workers < 0) return Fail("--workers must be >= 0");
+  c.pin_cpus = absl::GetFlag(FLAGS_pin_cpus);
+  c.bind_lifetime = absl::GetFlag(FLAGS_bind_lifetime);
+  c.steady_state_lifetime = absl::GetFlag(FLAGS_steady_state_lifetime);
+  if (c.bind_lifetime <= absl::ZeroDuration() ||
+      c.steady_state_lifetime <= absl::ZeroDuration()) {
+    return Fail("lifetimes must be positive");
+  }
+  c.max_endpoints = absl::GetFlag(FLAGS_max_endpoints);
+  if (c.max_endpoints == 0) {
+    const uint64_t mem = MemTotalBytes();
+    c.max_endpoints = DefaultMaxEndpoints(mem);
+    c.max_endpoints_why = absl::StrCat(" (auto: a quarter of ", mem >> 20,
+                                       " MiB at ~1 KiB per endpoint)");
+  }
+  c.max_endpoints_per_caller = absl::GetFlag(FLAGS_max_endpoints_per_caller);
+  c.alloc_rate_total = absl::GetFlag(FLAGS_alloc_rate_total);
+  c.alloc_burst_total = absl::GetFlag(FLAGS_alloc_burst_total);
+  if (c.alloc_rate_total <= 0 || c.alloc_burst_total < 1) {
+    return Fail("--alloc_rate_total must be > 0 and --alloc_burst_total >= 1");
+  }
+  auto listen = ParseHostMaybePort(absl::GetFlag(FLAGS_listen), c.port);
+  if (!listen.ok()) {
+    return Fail(absl::StrCat("--listen: ", listen.status().message()));
+  }
+  c.listen = *listen;
+  for (const std::string& a : absl::GetFlag(FLAGS_advertise)) {
+    auto spec = ParseAdvertise(a);
+    if (!spec.ok()) return Fail(absl::StrCat("--advertise: bad address '", a, "'"));
+    c.advertise.push_back(*spec);
+  }
+  auto allow = LoadAllowlist(absl::GetFlag(FLAGS_allocate_allowlist));
+  if (!allow.ok()) return allow.status();
+  c.allowlist = std::move(*allow);
+  auto token = LoadToken(absl::GetFlag(FLAGS_admin_token_file));
+  if (!token.ok()) return token.status();
+  c.token = *token;
+  auto read_token = LoadToken(absl::GetFlag(FLAGS_admin_read_token_file));
+  if (!read_token.ok()) return read_token.status();
+  c.read_token = *read_token;
+  if (absl::GetFlag(FLAGS_admin_listen) != "off") {
+    auto a = SocketAddress::Parse(absl::GetFlag(FLAGS_admin_listen));
+    if (!a.ok()) return Fail(absl::StrCat("--admin_listen: ", a.status().message()));
+    c.admin_listen = *a;
+  }
+  if (absl::GetFlag(FLAGS_metrics_listen) != "off") {
+    auto a = SocketAddress::Parse(absl::GetFlag(FLAGS_metrics_listen));
+    if (!a.ok()) {
+      return Fail(absl::StrCat("--metrics_listen: ", a.status().message()));
+    }
+    if (!c.admin_listen) {
+      return Fail("--metrics_listen needs the admin API (--admin_listen is off)");
+    }
+    c.metrics_listen = *a;
+  }
+  c.alloc_rate = absl::GetFlag(FLAGS_alloc_rate);
+  c.alloc_burst = absl::GetFlag(FLAGS_alloc_burst);
+  if (c.alloc_rate <= 0 || c.alloc_burst < 1) {
+    return Fail("--alloc_rate must be > 0 and --alloc_burst >= 1");
+  }
+  c.stats_interval = absl::GetFlag(FLAGS_stats_interval);
+  c.run_for = absl::GetFlag(FLAGS_run_for);
+  c.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  return c;
+}
+
+int PrintCheck(const RelaydConfig& c) {
+  std::printf("config ok: port %d, listen %s, engine %s, profile %s, "
+              "key %s, %zu allowlisted keys, admin %s, metrics %s, HTTP "
+              "allocation %s, log level %s\n",
+              c.port, c.listen.IpString().c_str(),
+              std::string(engine::EngineName(c.engine)).c_str(),
+              std::string(disco::DialectName(c.dialect)).c_str(),
+              c.key_file.empty() ? "new at every start"
+              : c.key_missing    ? "would be created"
+                                 : c.key_pair->public_key().ToText().c_str(),
+              c.allowlist.size(),
+              c.admin_listen ? c.admin_listen->ToString().c_str() : "off",
+              c.metrics_listen ? c.metrics_listen->ToString().c_str()
+                               : "on the admin listener",
+              c.token.empty() ? "refused (no token)" : "token required",
+              std::string(log::LevelName(c.log_level)).c_str());
+  // What clients would be told (the port as configured: with --port=0 the
+  // kernel picks it at start).
+  const std::vector<SocketAddress> adv = Advertised(c, c.port);
+  std::printf("advertised addresses (%s):%s\n",
+              !c.advertise.empty()          ? "from --advertise"
+              : !c.listen.is_unspecified() ? "the --listen address"
+                                           : "found on this host; set "
+                                             "--advertise to choose",
+              adv.empty() ? " none: allocations would fail" : "");
+  for (const SocketAddress& a : adv) {
+    const std::string scope = AddressScope(a);
+    std::printf("  %s%s\n", a.ToString().c_str(),
+                scope.empty() ? ""
+                              : absl::StrCat("  (", scope,
+                                             ": clients elsewhere cannot "
+                                             "reach it)")
+                                    .c_str());
+  }
+  return 0;
+}
+
+std::string AddressScope(const SocketAddress& a) {
+  const auto& b = a.bytes();
+  if (a.is_unspecified()) return "unspecified";
+  if (a.is_ipv4()) {
+    const uint8_t x = b[12], y = b[13];
+    if (x == 127) return "loopback";
+    if (x == 10 || (x == 172 && (y & 0xf0) == 16) || (x == 192 && y == 168)) {
+      return "private (RFC 1918)";
+    }
+    if (x == 100 && (y & 0xc0) == 64) return "shared (RFC 6598 CGNAT)";
+    if (x == 169 && y == 254) return "link-local";
+    return "";
+  }
+  static constexpr std::array<uint8_t, 16> kLoopback6 = {0, 0, 0, 0, 0, 0, 0, 0,
+                                                         0, 0, 0, 0, 0, 0, 0, 1};
+  if (b == kLoopback6) return "loopback";
+  if ((b[0] & 0xfe) == 0xfc) return "unique local (ULA)";
+  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return "link-local";
+  return "";
+}
+
+void WarnAboutAdvertised(const RelaydConfig& c,
+                         const std::vector<SocketAddress>& advertised) {
+  for (const SocketAddress& a : advertised) {
+    const std::string scope = AddressScope(a);
+    if (scope.empty()) continue;
+    if (c.advertise.empty()) {
+      PEERRELAY_LOG(kWarning, "advertising ", a.ToString(), ", a ", scope,
+                    " address ",
+                    c.listen.is_unspecified() ? "found on this host"
+                                              : "taken from --listen",
+                    ": clients outside its network cannot reach it. Behind "
+                    "1:1 NAT or port forwarding, set "
+                    "--advertise=PUBLIC_IP[:PORT]");
+    } else {
+      PEERRELAY_LOG(kNotice, "advertising ", a.ToString(), " (", scope,
+                    ", as --advertise says)");
+    }
+  }
+}
+
+// The addresses handed to clients: --advertise (the relay's port where none
+// was given), else a specific listen address, else the host's addresses.
+std::vector<SocketAddress> Advertised(const RelaydConfig& c,
+                                      uint16_t bound_port) {
+  std::vector<SocketAddress> adv;
+  for (AdvertiseSpec spec : c.advertise) {
+    if (!spec.explicit_port) spec.addr.set_port(bound_port);
+    adv.push_back(spec.addr);
+  }
+  if (!adv.empty()) return adv;
+  SocketAddress l = c.listen;
+  l.set_port(bound_port);
+  if (!l.is_unspecified()) return {l};  // loopback included
+  return HostAddresses(bound_port);
+}
+
+
+}  // namespace peerrelay
