@@ -295,7 +295,7 @@ grep -q "^relayctl: connect 127.0.0.1:1: connection refused$" "$work/err" || fai
   --seconds=0.2 --size=100 > /dev/null || fail "client for sessions"
 ka_hex=${ka#discokey:}
 "$CTL" --admin="$admin" --token_file="$work/token" sessions --json --key="${ka_hex:0:10}" > "$work/s.json"
-python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["Count"]==1, j' "$work/s.json" \
+grep -q '"Count": 1,' "$work/s.json" && grep -q '"Sessions": \[' "$work/s.json" \
   || fail "sessions --json --key: $(cat "$work/s.json")"
 "$CTL" --admin="$admin" --token_file="$work/token" sessions --addr=192.0.2.1 | grep -q "^Sessions: 0$" \
   || fail "sessions --addr filter"

@@ -15,6 +15,7 @@ PACKAGES=(
   libpcap-dev
   libcpp-httplib-dev nlohmann-json3-dev prometheus-cpp-dev libsystemd-dev
   iproute2 procps
+  curl dpkg-dev adduser systemd
 )
 
 missing=()
