@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "engine/mmsg_worker.h"
 #include "engine/uring_worker.h"
 #include "engine/worker.h"
@@ -132,10 +133,9 @@ void Relay::StartThreads(int workers) {
         if (u.ok()) {
           w = std::move(*u);
         } else {
-          std::fprintf(stderr,
-                       "relayd: worker %d: io_uring ring failed (%s), this "
-                       "worker uses recvmmsg/sendmmsg\n",
-                       i, u.status().ToString().c_str());
+          PEERRELAY_LOG(kWarning, "worker ", i, ": io_uring ring failed (",
+                        u.status().message(),
+                        "), this worker uses recvmmsg/sendmmsg");
         }
       }
       if (!w) {
