@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The end-to-end compare bench: relayd (io_uring and mmsg engines) against
+# the reference relays (bench/reference_relay.cc), measured from outside by
+# tools/loadgen, in one run, contenders interleaved round by round.
+#
+#   bash bench/compare.sh [--rounds 5] [--seconds 3] [--out DIR] [--quick]
+#
+# The relay runs pinned to CPU 0 with one worker, loadgen to CPU 1. Each
+# round runs every contender in every scenario:
+#   64 B and 1400 B, plain sends and GSO bursts of 44 (as WireGuard sends),
+#   and a many-pairs mix (2000 pairs at a low rate each, so GRO cannot
+#   coalesce; 1-datagram sends).
+# Prints median [min-max] Mpps and Gbit/s, each relayd engine's ratio to each
+# reference, the relay core's busy share and the bound label; writes
+# DIR/compare.json and renders DIR/compare.png with gnuplot.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+rounds=5
+seconds=3
+out="$root/bench/results"
+quick=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) rounds=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --quick) quick=1; shift ;;
+    *) echo "compare: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+[ "$(nproc)" -ge 2 ] || { echo "compare: needs 2 CPUs (relay on 0, load on 1)" >&2; exit 1; }
+cd "$root"
+bazel build -c opt //tools:relayd //tools/loadgen //bench:reference_relay > /dev/null 2>&1 \
+  || { echo "compare: build failed (bazel build -c opt //tools:relayd //tools/loadgen //bench:reference_relay)" >&2; exit 1; }
+mkdir -p "$out"
+bin=$(mktemp -d)
+cp bazel-bin/tools/relayd bazel-bin/tools/loadgen/loadgen bazel-bin/bench/reference_relay "$bin/"
+work=$(mktemp -d)
+relay_pid=
+trap 'kill $relay_pid 2>/dev/null || true; rm -rf "$work" "$bin"' EXIT
+echo "tok" > "$work/token"
+raw="$out/compare-raw.jsonl"
+: > "$raw"
+
+contenders=(relayd_uring relayd_mmsg ref_mmsg ref_mmsg_gso ref_gro_gso)
+# name | size | burst | burst_size | pairs | rate
+scenarios=("64B-plain|64|plain|44|4|0" "64B-gso|64|gso|44|4|0"
+           "1400B-plain|1400|plain|44|4|0" "1400B-gso|1400|gso|44|4|0"
+           "many-pairs|200|plain|1|2000|200000")
+[ "$quick" = 1 ] && scenarios=("64B-gso|64|gso|44|4|0" "1400B-gso|1400|gso|44|4|0")
+
+start_relay() {  # contender
+  local log="$work/relay.log"
+  case "$1" in
+    relayd_uring|relayd_mmsg)
+      local engine=io_uring; [ "$1" = relayd_mmsg ] && engine=mmsg
+      taskset -c 0 "$bin/relayd" --listen=127.0.0.1 --port=0 --workers=1 --engine=$engine \
+        --admin_listen=127.0.0.1:0 --admin_token_file="$work/token" --alloc_rate=100000 \
+        --alloc_burst=100000 --alloc_rate_total=100000 --alloc_burst_total=100000 \
+        --max_endpoints_per_caller=0 2> "$log" &
+      relay_pid=$!
+      for _ in $(seq 100); do grep -q "listening on" "$log" 2>/dev/null && break; sleep 0.05; done
+      port=$(sed -n 's/.* port \([0-9]*\) engine.*/\1/p' "$log" | head -1)
+      admin=$(sed -n 's/.*admin API on \([0-9.:]*\).*/\1/p' "$log" | head -1)
+      how=(--admin="$admin" --token_file="$work/token")
+      ;;
+    ref_*)
+      "$bin/reference_relay" --mode="${1#ref_}" --cpu=0 > "$log" 2>&1 &
+      relay_pid=$!
+      for _ in $(seq 100); do grep -q "listening on port" "$log" && break; sleep 0.05; done
+      port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$log" | head -1)
+      how=(--reference)
+      ;;
+  esac
+  [ -n "$port" ] || { echo "compare: $1 did not start: $(cat "$log")" >&2; exit 1; }
+}
+
+stop_relay() {
+  kill -TERM "$relay_pid" 2> /dev/null || true
+  wait "$relay_pid" 2> /dev/null || true
+  relay_pid=
+}
+
+echo "compare: $rounds rounds x ${#scenarios[@]} scenarios x ${#contenders[@]} contenders, ${seconds}s each; raw results in $raw"
+for round in $(seq "$rounds"); do
+  # Rotate the order each round so no contender always runs first.
+  n=${#contenders[@]}
+  order=()
+  for i in $(seq 0 $((n - 1))); do order+=("${contenders[$(( (i + round) % n ))]}"); done
+  for sc in "${scenarios[@]}"; do
+    IFS='|' read -r name size burst bsize pairs rate <<< "$sc"
+    for c in "${order[@]}"; do
+      start_relay "$c"
+      if ! "$bin/loadgen" --relay="127.0.0.1:$port" "${how[@]}" --pairs="$pairs" --setup_rate=0 \
+          --size="$size" --burst="$burst" --burst_size="$bsize" --rate="$rate" \
+          --duration="${seconds}s" --cpu=1 --relay_cpu=0 --quiet --json="$work/r.json" \
+          > "$work/lg.log" 2>&1; then
+        echo "compare: round $round $name $c: loadgen failed: $(tail -3 "$work/lg.log")" >&2
+        stop_relay
+        continue
+      fi
+      stop_relay
+      python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); j.update(round=int(sys.argv[2]), scenario=sys.argv[3], contender=sys.argv[4]); print(json.dumps(j))' \
+        "$work/r.json" "$round" "$name" "$c" >> "$raw"
+      printf "round %s %-12s %-13s %s\n" "$round" "$name" "$c" \
+        "$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("%.3f Mpps %.2f Gbit/s loss %.2f%% relay %.0f%% %s" % (j["delivered_mpps"], j["delivered_gbps"], j["loss_percent"], 100*j["relay_busy"], j["bound"]))' "$work/r.json")"
+    done
+  done
+done
+python3 "$root/bench/compare_report.py" "$raw" "$out"

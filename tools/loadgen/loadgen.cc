@@ -1,0 +1,253 @@
+// loadgen: drives a relayd from outside with client pairs that behave like
+// real ones, and measures what comes out the other side.
+//
+//   loadgen --relay=127.0.0.1:7777 --admin=127.0.0.1:9780 --token_file=T
+//           --pairs=10 --size=1400 --burst=gso --duration=10s
+//   loadgen --relay=... --server_key=discokey:... --client_key_file=K ...
+//
+// Each pair allocates (HTTP with the bearer token, or the disco allocation
+// over UDP with an allowlisted key), binds with real handshakes, then sends.
+// It sends only to the relay address given.
+#include <sys/resource.h>
+
+#include <httplib.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/time.h"
+#include "common/small_file.h"
+#include "disco/key_file.h"
+#include "tools/cli.h"
+#include "tools/loadgen/setup.h"
+#include "tools/loadgen/traffic.h"
+#include "tools/loadgen/wire.h"
+
+ABSL_FLAG(std::string, relay, "", "relay address, ip:port or [ip6]:port (required)");
+ABSL_FLAG(std::string, server_key, "",
+          "relayd's discokey: (required for UDP allocation; with HTTP "
+          "allocation it is read from the admin API)");
+ABSL_FLAG(std::string, profile, "current", "protocol profile: current or seed");
+ABSL_FLAG(std::string, admin, "127.0.0.1:9780", "relayd admin API for HTTP allocation");
+ABSL_FLAG(std::string, token_file, "", "bearer token file for HTTP allocation");
+ABSL_FLAG(std::string, client_key_file, "",
+          "allocate over UDP with this allowlisted disco key (every pair's "
+          "A client uses it) instead of HTTP");
+ABSL_FLAG(int, pairs, 1, "client pairs, 1 to 10000");
+ABSL_FLAG(bool, reference, false,
+          "the relay is a reference relay (bench/reference_relay): no "
+          "allocation, no handshake; VNIs 1..pairs");
+ABSL_FLAG(int, sockets, 0, "client sockets shared by the pairs (0: two per pair, at most 2000)");
+ABSL_FLAG(double, setup_rate, 500, "pairs set up per second (0: as fast as the relay answers)");
+ABSL_FLAG(int, size, 64, "UDP payload bytes per datagram, Geneve header included (>= 40)");
+ABSL_FLAG(double, rate, 0, "datagrams per second in all, paced; 0 = as fast as possible");
+ABSL_FLAG(absl::Duration, duration, absl::Seconds(5), "how long to send");
+ABSL_FLAG(uint64_t, max_datagrams, 0, "stop after sending this many (0: no cap)");
+ABSL_FLAG(std::string, direction, "a2b", "a2b (one way) or both");
+ABSL_FLAG(std::string, burst, "plain",
+          "plain (separate datagrams, sendmmsg) or gso (one UDP_SEGMENT send per burst)");
+ABSL_FLAG(int, burst_size, 44, "datagrams per send, 1 to 64 (WireGuard sends GSO bursts of up to 44)");
+ABSL_FLAG(bool, check_payload, false, "check every byte of every datagram received");
+ABSL_FLAG(absl::Duration, drain, absl::Milliseconds(500), "keep receiving this long after the last send");
+ABSL_FLAG(int, cpu, -1, "pin the generator to this CPU (-1: not pinned)");
+ABSL_FLAG(int, relay_cpu, -1, "the relay's CPU on this host, for its busy share (-1: unknown)");
+ABSL_FLAG(std::string, json, "", "write the results as JSON to this file ('-': stdout)");
+ABSL_FLAG(bool, quiet, false, "no progress lines");
+
+namespace peerrelay::loadgen {
+namespace {
+
+int Fail(const std::string& msg, int code = 1) {
+  std::fprintf(stderr, "loadgen: %s\n", msg.c_str());
+  return code;
+}
+
+absl::StatusOr<std::string> ReadToken(const std::string& path) {
+  if (path.empty()) return absl::InvalidArgumentError("HTTP allocation needs --token_file");
+  absl::StatusOr<std::string> t = ReadSmallFile(path, 4096);
+  if (!t.ok()) return t.status();
+  return std::string(absl::StripAsciiWhitespace(absl::string_view(*t).substr(0, t->find('\n'))));
+}
+
+// The server key from the admin API (the session list names it).
+absl::StatusOr<disco::DiscoKey> FetchServerKey(const std::string& admin,
+                                               const std::string& token) {
+  httplib::Client c(absl::StrCat("http://", admin));
+  c.set_connection_timeout(3, 0);
+  auto r = c.Get("/v0/relay/sessions?limit=0", {{"Authorization", "Bearer " + token}});
+  if (!r) return absl::UnavailableError(absl::StrCat("admin API ", admin, ": ", httplib::to_string(r.error())));
+  if (r->status != 200) return absl::UnavailableError(absl::StrCat("admin API ", admin, ": HTTP ", r->status));
+  auto j = nlohmann::json::parse(r->body, nullptr, false);
+  if (j.is_discarded() || !j.contains("ServerDisco")) return absl::UnavailableError("admin API: bad JSON");
+  return disco::DiscoKey::ParseText(j["ServerDisco"].get<std::string>());
+}
+
+std::string Us(int64_t ns) { return absl::StrCat(ns / 1000, "us"); }
+
+int Main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "load generator for relayd: client pairs with real handshakes, paced "
+      "traffic, delivered rate, loss, order and latency\n"
+      "  loadgen --relay=IP:PORT --admin=IP:PORT --token_file=F [--pairs=N] "
+      "[--size=B] [--rate=PPS] [--burst=plain|gso] [--duration=5s] [--json=F]");
+  absl::StatusOr<cli::CommandLine> cmdline = cli::CheckCommandLine(argc, argv);
+  if (!cmdline.ok()) return Fail(std::string(cmdline.status().message()), 2);
+  if (cmdline->help) {
+    std::printf("%s\nflags:\n%s", absl::ProgramUsageMessage().data(),
+                cli::FlagsHelp({"tools/loadgen/loadgen.cc"}).c_str());
+    return 0;
+  }
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (rest.size() > 1) return Fail(absl::StrCat("unexpected argument '", rest[1], "'"), 2);
+
+  SetupOptions so;
+  auto relay = SocketAddress::Parse(absl::GetFlag(FLAGS_relay));
+  if (!relay.ok()) return Fail("--relay must be ip:port or [ip6]:port", 2);
+  so.relay = *relay;
+  if (!disco::ParseDialect(absl::GetFlag(FLAGS_profile), &so.dialect)) {
+    return Fail("--profile must be current or seed", 2);
+  }
+  so.pairs = absl::GetFlag(FLAGS_pairs);
+  if (so.pairs < 1 || so.pairs > 10000) return Fail("--pairs must be 1..10000", 2);
+  so.sockets = absl::GetFlag(FLAGS_sockets);
+  so.rate = absl::GetFlag(FLAGS_setup_rate);
+  TrafficOptions to;
+  to.size = size_t(absl::GetFlag(FLAGS_size));
+  if (absl::GetFlag(FLAGS_size) < int(kMinSize) || to.size > 65000) {
+    return Fail(absl::StrCat("--size must be ", kMinSize, "..65000"), 2);
+  }
+  to.rate = absl::GetFlag(FLAGS_rate);
+  to.duration_s = absl::ToDoubleSeconds(absl::GetFlag(FLAGS_duration));
+  if (to.rate < 0 || to.duration_s <= 0 || to.duration_s > 86400) {
+    return Fail("--rate must be >= 0 and --duration 0..24h", 2);
+  }
+  to.max_datagrams = absl::GetFlag(FLAGS_max_datagrams);
+  const std::string dir = absl::GetFlag(FLAGS_direction);
+  if (dir != "a2b" && dir != "both") return Fail("--direction must be a2b or both", 2);
+  to.both_ways = dir == "both";
+  const std::string burst = absl::GetFlag(FLAGS_burst);
+  if (burst != "plain" && burst != "gso") return Fail("--burst must be plain or gso", 2);
+  to.gso = burst == "gso";
+  to.burst = absl::GetFlag(FLAGS_burst_size);
+  if (to.burst < 1 || to.burst > 64) return Fail("--burst_size must be 1..64", 2);
+  if (to.gso && to.size * size_t(to.burst) > 65000) {
+    return Fail("--size x --burst_size must stay under 64 KiB with --burst=gso", 2);
+  }
+  to.check_payload = absl::GetFlag(FLAGS_check_payload);
+  to.drain_s = absl::ToDoubleSeconds(absl::GetFlag(FLAGS_drain));
+  to.cpu = absl::GetFlag(FLAGS_cpu);
+  to.relay_cpu = absl::GetFlag(FLAGS_relay_cpu);
+  std::FILE* progress = absl::GetFlag(FLAGS_quiet) ? nullptr : stderr;
+
+  // Enough descriptors for the sockets.
+  rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  so.reference = absl::GetFlag(FLAGS_reference);
+  if (so.reference) {
+    so.server_key = disco::KeyPair::Generate().public_key();  // unused
+  } else if (!absl::GetFlag(FLAGS_client_key_file).empty()) {
+    auto kp = disco::LoadKeyFile(absl::GetFlag(FLAGS_client_key_file));
+    if (!kp.ok()) return Fail(std::string(kp.status().message()), 2);
+    so.udp_key = *kp;
+    auto sk = disco::DiscoKey::ParseText(absl::GetFlag(FLAGS_server_key));
+    if (!sk.ok()) return Fail("UDP allocation needs --server_key=discokey:...", 2);
+    so.server_key = *sk;
+  } else {
+    auto token = ReadToken(absl::GetFlag(FLAGS_token_file));
+    if (!token.ok()) return Fail(std::string(token.status().message()), 2);
+    so.admin = absl::GetFlag(FLAGS_admin);
+    so.token = *token;
+    if (!absl::GetFlag(FLAGS_server_key).empty()) {
+      auto sk = disco::DiscoKey::ParseText(absl::GetFlag(FLAGS_server_key));
+      if (!sk.ok()) return Fail(std::string(sk.status().message()), 2);
+      so.server_key = *sk;
+    } else {
+      auto sk = FetchServerKey(so.admin, so.token);
+      if (!sk.ok()) return Fail(std::string(sk.status().message()));
+      so.server_key = *sk;
+    }
+  }
+
+  absl::StatusOr<Setup> setup = SetUp(so, progress);
+  if (!setup.ok()) return Fail(absl::StrCat("setup: ", setup.status().message()));
+  for (const std::string& f : setup->failures) {
+    std::fprintf(stderr, "loadgen: setup failed: %s\n", f.c_str());
+  }
+  if (setup->pairs.empty()) return Fail("no pair could be set up");
+  TrafficResult r = RunTraffic(*setup, so.relay, to, progress);
+
+  const double loss = r.sent > 0 ? 100.0 * double(r.lost) / double(r.sent) : 0;
+  std::printf(
+      "loadgen: %zu pairs bound (%zu failed) in %.2fs; sent %lu datagrams of "
+      "%zu B in %.2fs (%s%s, %s)\n"
+      "delivered %lu: %.3f Mpps, %.3f Gbit/s; lost %lu (%.3f%%), duplicates "
+      "%lu, reordered %lu, corrupted %lu, misdelivered %lu, send errors %lu\n"
+      "latency p50 %s p99 %s p99.9 %s max %s\n"
+      "cpu busy: relay %s, generator %s: %s\n",
+      setup->pairs.size(), setup->failures.size(), setup->seconds, r.sent,
+      to.size, r.seconds, to.gso ? "gso bursts of " : "plain, batches of ",
+      std::to_string(to.burst).c_str(), to.both_ways ? "both ways" : "a2b",
+      r.received, r.delivered_pps() / 1e6, r.delivered_gbps(), r.lost, loss,
+      r.duplicates, r.reordered, r.corrupted, r.misdelivered, r.send_errors,
+      Us(r.p50_ns).c_str(), Us(r.p99_ns).c_str(), Us(r.p999_ns).c_str(),
+      Us(r.max_ns).c_str(),
+      r.relay_busy < 0 ? "-" : absl::StrCat(int(r.relay_busy * 100 + 0.5), "%").c_str(),
+      r.generator_busy < 0 ? "-" : absl::StrCat(int(r.generator_busy * 100 + 0.5), "%").c_str(),
+      r.bound.c_str());
+  std::fflush(stdout);
+  const std::string json_path = absl::GetFlag(FLAGS_json);
+  if (!json_path.empty()) {
+    nlohmann::json j = {
+        {"pairs", setup->pairs.size()},
+        {"pairs_failed", setup->failures.size()},
+        {"setup_seconds", setup->seconds},
+        {"size", to.size},
+        {"burst", to.gso ? "gso" : "plain"},
+        {"burst_size", to.burst},
+        {"direction", to.both_ways ? "both" : "a2b"},
+        {"rate", to.rate},
+        {"seconds", r.seconds},
+        {"sent", r.sent},
+        {"sent_bytes", r.sent_bytes},
+        {"send_errors", r.send_errors},
+        {"received", r.received},
+        {"received_bytes", r.received_bytes},
+        {"delivered_mpps", r.delivered_pps() / 1e6},
+        {"delivered_gbps", r.delivered_gbps()},
+        {"lost", r.lost},
+        {"loss_percent", loss},
+        {"duplicates", r.duplicates},
+        {"reordered", r.reordered},
+        {"corrupted", r.corrupted},
+        {"misdelivered", r.misdelivered},
+        {"foreign", r.foreign},
+        {"latency_ns", {{"p50", r.p50_ns}, {"p99", r.p99_ns}, {"p999", r.p999_ns}, {"max", r.max_ns}}},
+        {"relay_busy", r.relay_busy},
+        {"generator_busy", r.generator_busy},
+        {"bound", r.bound},
+    };
+    if (json_path == "-") {
+      std::printf("%s\n", j.dump(2).c_str());
+    } else if (std::FILE* f = std::fopen(json_path.c_str(), "w")) {
+      std::fprintf(f, "%s\n", j.dump(2).c_str());
+      std::fclose(f);
+    } else {
+      return Fail(absl::StrCat("cannot write ", json_path));
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace peerrelay::loadgen
+
+int main(int argc, char** argv) { return peerrelay::loadgen::Main(argc, argv); }

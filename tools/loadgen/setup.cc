@@ -1,0 +1,203 @@
+#include "tools/loadgen/setup.h"
+
+#include <httplib.h>
+#include <netinet/udp.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "geneve/geneve.h"
+#include "relay/disco_client.h"
+
+namespace peerrelay::loadgen {
+namespace {
+
+using relay::Bytes;
+using relay::DiscoClient;
+
+constexpr int kReplyTimeoutMs = 1000;
+
+// The next datagram on `s` that `accept` takes, within `timeout_ms`.
+template <typename F>
+bool RecvMatching(UdpSocket& s, int timeout_ms, F accept) {
+  const int64_t end = MonotonicNowNs() + int64_t(timeout_ms) * 1'000'000;
+  while (true) {
+    const int64_t left = (end - MonotonicNowNs()) / 1'000'000;
+    if (left < 0) return false;
+    auto got = s.Recv(int(left));
+    if (!got) return false;
+    if (accept(got->first)) return true;
+  }
+}
+
+// One round: one Bind, the Challenge, one Answer.
+bool Handshake(UdpSocket& s, DiscoClient& c, const SocketAddress& relay,
+               uint32_t generation) {
+  if (!s.SendTo(c.Bind(generation), relay)) return false;
+  std::optional<disco::HandshakeMessage> ch;
+  if (!RecvMatching(s, kReplyTimeoutMs, [&](const Bytes& d) {
+        ch = c.OpenChallenge(d);
+        return ch.has_value();
+      })) {
+    return false;
+  }
+  return s.SendTo(c.Answer(*ch), relay);
+}
+
+// A disco-protocol datagram through the relay from one side to the other:
+// relayed only once both sides are bound.
+bool Probe(UdpSocket& from, UdpSocket& to, DiscoClient& c, uint32_t pair,
+           const SocketAddress& relay) {
+  const Bytes probe = c.Data(
+      {'l', 'g', 'p', uint8_t(pair), uint8_t(pair >> 8), uint8_t(pair >> 16),
+       uint8_t(pair >> 24)},
+      geneve::kProtocolDisco);
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    if (!from.SendTo(probe, relay)) return false;
+    if (RecvMatching(to, 200, [&](const Bytes& d) { return d == probe; })) {
+      return true;
+    }
+  }
+  return false;
+}
+
+absl::StatusOr<uint32_t> AllocateHttp(httplib::Client& http,
+                                      const std::string& token,
+                                      const disco::DiscoKey& a,
+                                      const disco::DiscoKey& b) {
+  httplib::Headers h = {{"Authorization", "Bearer " + token}};
+  const std::string body =
+      nlohmann::json{{"DiscoKeys", {a.ToText(), b.ToText()}}}.dump();
+  auto r = http.Post("/v0/relay/endpoint", h, body, "application/json");
+  if (!r) {
+    return absl::UnavailableError(
+        absl::StrCat("HTTP allocation: ", httplib::to_string(r.error())));
+  }
+  if (r->status != 200) {
+    return absl::UnavailableError(
+        absl::StrCat("HTTP allocation: ", r->status, " ", r->body));
+  }
+  auto j = nlohmann::json::parse(r->body, nullptr, false);
+  if (j.is_discarded() || !j.contains("VNI")) {
+    return absl::UnavailableError("HTTP allocation: bad JSON");
+  }
+  return j["VNI"].get<uint32_t>();
+}
+
+absl::StatusOr<uint32_t> AllocateUdp(UdpSocket& s, DiscoClient& a,
+                                     const disco::DiscoKey& b,
+                                     const SocketAddress& relay,
+                                     uint32_t generation) {
+  if (!s.SendTo(a.AllocateRequest(b, generation), relay)) {
+    return absl::UnavailableError("UDP allocation: send failed");
+  }
+  std::optional<disco::AllocateResponse> resp;
+  if (!RecvMatching(s, kReplyTimeoutMs, [&](const Bytes& d) {
+        resp = a.OpenAllocateResponse(d);
+        return resp.has_value();
+      })) {
+    return absl::UnavailableError(
+        "UDP allocation: no answer (is the key on relayd's allowlist?)");
+  }
+  return resp->vni;
+}
+
+void SetBuffers(int fd) {
+  const int big = 4 << 20, one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+  setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one));
+}
+
+}  // namespace
+
+absl::StatusOr<Setup> SetUp(const SetupOptions& o, std::FILE* progress) {
+  Setup out;
+  const int64_t start = MonotonicNowNs();
+  const int nsock =
+      o.sockets > 0 ? o.sockets : std::min(2 * o.pairs, 2000);
+  if (nsock < 2) return absl::InvalidArgumentError("need at least 2 sockets");
+  const SocketAddress any =
+      SocketAddress::Parse(o.relay.is_ipv4() ? "127.0.0.1:0" : "[::1]:0")
+          .value();
+  for (int i = 0; i < nsock; ++i) {
+    auto s = UdpSocket::Open(any);
+    if (!s.ok()) {
+      return absl::Status(s.status().code(),
+                          absl::StrCat("socket ", i, ": ", s.status().message()));
+    }
+    SetBuffers(s->fd());
+    out.sockets.push_back(std::move(*s));
+  }
+  std::optional<httplib::Client> http;
+  if (!o.udp_key && !o.reference) {
+    http.emplace(absl::StrCat("http://", o.admin));
+    http->set_connection_timeout(3, 0);
+    http->set_read_timeout(10, 0);
+  }
+  int64_t next_line = start + 1'000'000'000;
+  for (int p = 0; p < o.pairs; ++p) {
+    if (o.rate > 0) {
+      const int64_t due = start + int64_t(double(p) / o.rate * 1e9);
+      const int64_t wait = due - MonotonicNowNs();
+      if (wait > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(wait));
+    }
+    Pair pair;
+    pair.sock[0] = (2 * p) % nsock;
+    pair.sock[1] = (2 * p + 1) % nsock;
+    UdpSocket& sa = out.sockets[size_t(pair.sock[0])];
+    UdpSocket& sb = out.sockets[size_t(pair.sock[1])];
+    DiscoClient a(o.dialect, o.server_key, sa.local(),
+                  o.udp_key ? *o.udp_key : disco::KeyPair::Generate());
+    DiscoClient b(o.dialect, o.server_key, sb.local(),
+                  disco::KeyPair::Generate());
+    absl::StatusOr<uint32_t> vni =
+        o.reference ? absl::StatusOr<uint32_t>(uint32_t(p + 1))
+        : o.udp_key ? AllocateUdp(sa, a, b.key(), o.relay, uint32_t(p + 1))
+                    : AllocateHttp(*http, o.token, a.key(), b.key());
+    if (!vni.ok()) {
+      if (p == 0) return vni.status();  // nothing will work
+      out.failures.push_back(absl::StrCat("pair ", p, ": ", vni.status().message()));
+      continue;
+    }
+    pair.vni = *vni;
+    a.SetEndpoint(*vni, b.key());
+    b.SetEndpoint(*vni, a.key());
+    bool bound = false;
+    if (o.reference) {
+      // A first (it becomes side 0), then B, whose datagram reaches A.
+      bound = sa.SendTo(a.Data({'h', 'i'}, geneve::kProtocolDisco), o.relay) &&
+              Probe(sb, sa, b, uint32_t(p), o.relay) &&
+              Probe(sa, sb, a, uint32_t(p), o.relay);
+    }
+    for (int round = 1; round <= o.rounds && !bound && !o.reference; ++round) {
+      bound = Handshake(sa, a, o.relay, uint32_t(round)) &&
+              Handshake(sb, b, o.relay, uint32_t(round)) &&
+              Probe(sa, sb, a, uint32_t(p), o.relay);
+    }
+    if (!bound) {
+      out.failures.push_back(absl::StrCat(
+          "pair ", p, " (VNI ", *vni, "): not bound after ", o.rounds,
+          " handshake rounds"));
+      continue;
+    }
+    out.pairs.push_back(pair);
+    if (progress != nullptr && MonotonicNowNs() >= next_line) {
+      std::fprintf(progress, "loadgen: setup %d/%d pairs bound, %zu failed\n",
+                   p + 1, o.pairs, out.failures.size());
+      std::fflush(progress);
+      next_line += 1'000'000'000;
+    }
+  }
+  out.seconds = double(MonotonicNowNs() - start) / 1e9;
+  return out;
+}
+
+}  // namespace peerrelay::loadgen

@@ -1,0 +1,68 @@
+// The measured part: paced sends from every pair (plain or UDP GSO bursts),
+// receives drained by polling (UDP GRO, one header read per segment), and
+// what arrived judged per flow: delivered, lost, duplicated, reordered,
+// corrupted, misdelivered, latency.
+#ifndef PEERRELAY_TOOLS_LOADGEN_TRAFFIC_H_
+#define PEERRELAY_TOOLS_LOADGEN_TRAFFIC_H_
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "tools/loadgen/setup.h"
+
+namespace peerrelay::loadgen {
+
+struct TrafficOptions {
+  size_t size = 64;        // UDP payload, Geneve header included
+  double rate = 0;         // datagrams per second in all; 0: as fast as possible
+  double duration_s = 5;
+  bool both_ways = false;  // false: A to B only
+  bool gso = false;        // bursts as one UDP_SEGMENT send
+  int burst = 1;           // datagrams per send (GSO: at most 64)
+  bool check_payload = false;  // compare every byte, not only the header
+  double drain_s = 0.5;    // receive this long after the last send
+  int cpu = -1;            // the generator's core (pinned), -1: not pinned
+  int relay_cpu = -1;      // the relay's core, for its busy share
+  uint64_t max_datagrams = 0;  // stop sending after this many (0: no cap)
+};
+
+struct TrafficResult {
+  double seconds = 0;  // sending time
+  uint64_t sent = 0, sent_bytes = 0, send_errors = 0;
+  uint64_t received = 0, received_bytes = 0;
+  uint64_t lost = 0, duplicates = 0, reordered = 0, corrupted = 0;
+  uint64_t misdelivered = 0, foreign = 0;
+  int64_t p50_ns = 0, p99_ns = 0, p999_ns = 0, max_ns = 0;
+  double generator_busy = -1, relay_busy = -1;  // 0..1, -1: unknown
+  std::string bound;  // relay-bound, generator-bound, rate-limited, unknown
+  double delivered_pps() const { return seconds > 0 ? received / seconds : 0; }
+  double delivered_gbps() const {
+    return seconds > 0 ? received_bytes * 8 / seconds / 1e9 : 0;
+  }
+};
+
+// Runs the traffic over `setup`'s pairs, a progress line per second on
+// `progress` (null: quiet).
+TrafficResult RunTraffic(Setup& setup, const SocketAddress& relay,
+                         const TrafficOptions& o, std::FILE* progress);
+
+// Busy share of each CPU since the last call (from /proc/stat).
+class CpuMeter {
+ public:
+  CpuMeter();
+  // Busy fraction of `cpu` since construction or the last Sample; -1 when
+  // unknown.
+  std::vector<double> Sample();
+
+ private:
+  struct Times {
+    uint64_t busy = 0, total = 0;
+  };
+  static std::vector<Times> Read();
+  std::vector<Times> last_;
+};
+
+}  // namespace peerrelay::loadgen
+
+#endif  // PEERRELAY_TOOLS_LOADGEN_TRAFFIC_H_
