@@ -5,11 +5,12 @@
 #
 #   bash bench/compare.sh [--rounds 5] [--seconds 3] [--out DIR] [--quick]
 #
-# The relay runs pinned to CPU 0 with one worker, loadgen to CPU 1. Each
-# round runs every contender in every scenario:
+# The relay runs pinned to CPU 0 with one worker, loadgen to CPU 1 (--rx=count:
+# it reads one header per GRO-coalesced message, so one core outruns the
+# relay). Each round runs every contender in every scenario:
 #   64 B and 1400 B, plain sends and GSO bursts of 44 (as WireGuard sends),
-#   and a many-pairs mix (2000 pairs at a low rate each, so GRO cannot
-#   coalesce; 1-datagram sends).
+#   one pair; and a many-pairs mix (2000 pairs sharing 150k datagrams/s, one
+#   datagram per send, so GRO cannot coalesce).
 # Prints median [min-max] Mpps and Gbit/s, each relayd engine's ratio to each
 # reference, the relay core's busy share and the bound label; writes
 # DIR/compare.json and renders DIR/compare.png with gnuplot.
@@ -43,11 +44,15 @@ raw="$out/compare-raw.jsonl"
 : > "$raw"
 
 contenders=(relayd_uring relayd_mmsg ref_mmsg ref_mmsg_gso ref_gro_gso)
-# name | size | burst | burst_size | pairs | rate
-scenarios=("64B-plain|64|plain|44|4|0" "64B-gso|64|gso|44|4|0"
-           "1400B-plain|1400|plain|44|4|0" "1400B-gso|1400|gso|44|4|0"
-           "many-pairs|200|plain|1|2000|200000")
-[ "$quick" = 1 ] && scenarios=("64B-gso|64|gso|44|4|0" "1400B-gso|1400|gso|44|4|0")
+# name | size | burst | burst_size | pairs | rate | forged handshakes/s
+# One pair for the throughput rows (the relay's per-datagram ceiling); the
+# many-pairs row spreads a fixed total rate over 2000 pairs, one datagram
+# per send, so nothing coalesces; the flood row relays while 20 000 forged
+# Binds a second arrive (relayd only: the references have no handshake).
+scenarios=("64B-plain|64|plain|44|1|0|0" "64B-gso|64|gso|44|1|0|0"
+           "1400B-plain|1400|plain|44|1|0|0" "1400B-gso|1400|gso|44|1|0|0"
+           "many-pairs|200|plain|1|2000|150000|0" "1400B-gso-flood|1400|gso|44|1|0|20000")
+[ "$quick" = 1 ] && scenarios=("64B-gso|64|gso|44|1|0|0" "1400B-gso|1400|gso|44|1|0|0")
 
 start_relay() {  # contender
   local log="$work/relay.log"
@@ -88,12 +93,14 @@ for round in $(seq "$rounds"); do
   order=()
   for i in $(seq 0 $((n - 1))); do order+=("${contenders[$(( (i + round) % n ))]}"); done
   for sc in "${scenarios[@]}"; do
-    IFS='|' read -r name size burst bsize pairs rate <<< "$sc"
+    IFS='|' read -r name size burst bsize pairs rate forge <<< "$sc"
     for c in "${order[@]}"; do
+      if [ "$forge" != 0 ] && [ "${c#ref_}" != "$c" ]; then continue; fi
       start_relay "$c"
       if ! "$bin/loadgen" --relay="127.0.0.1:$port" "${how[@]}" --pairs="$pairs" --setup_rate=0 \
           --size="$size" --burst="$burst" --burst_size="$bsize" --rate="$rate" \
-          --duration="${seconds}s" --cpu=1 --relay_cpu=0 --quiet --json="$work/r.json" \
+          --duration="${seconds}s" --cpu=1 --relay_cpu=0 --rx=count --forge_rate="$forge" \
+          --quiet --json="$work/r.json" \
           > "$work/lg.log" 2>&1; then
         echo "compare: round $round $name $c: loadgen failed: $(tail -3 "$work/lg.log")" >&2
         stop_relay
@@ -107,4 +114,29 @@ for round in $(seq "$rounds"); do
     done
   done
 done
+# Handshakes completed end to end: 8 client threads setting up 1000 pairs (HTTP
+# allocation, Bind, Challenge, Answer, probe for each side), as fast as the
+# relay answers, relayd with 1 and 2 workers, unpinned.
+if [ "$quick" = 0 ]; then
+  for round in $(seq "$rounds"); do
+    for w in 1 2; do
+      "$bin/relayd" --listen=127.0.0.1 --port=0 --workers=$w --admin_listen=127.0.0.1:0 \
+        --admin_token_file="$work/token" --alloc_rate=100000 --alloc_burst=100000 \
+        --alloc_rate_total=100000 --alloc_burst_total=100000 2> "$work/relay.log" &
+      relay_pid=$!
+      for _ in $(seq 100); do grep -q "admin API on" "$work/relay.log" && break; sleep 0.05; done
+      port=$(sed -n 's/.* port \([0-9]*\) engine.*/\1/p' "$work/relay.log" | head -1)
+      admin=$(sed -n 's/.*admin API on \([0-9.:]*\).*/\1/p' "$work/relay.log" | head -1)
+      if "$bin/loadgen" --relay="127.0.0.1:$port" --admin="$admin" --token_file="$work/token" \
+          --pairs=1000 --setup_rate=0 --setup_threads=8 --max_datagrams=1 --duration=1s --quiet \
+          --json="$work/r.json" > "$work/lg.log" 2>&1; then
+        python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); j.update(round=int(sys.argv[2]), scenario=sys.argv[3], contender="relayd_uring"); print(json.dumps(j))' \
+          "$work/r.json" "$round" "handshakes-${w}w" >> "$raw"
+        printf "round %s handshakes, %s worker(s): %s/s\n" "$round" "$w" \
+          "$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["handshakes_per_second"]))' "$work/r.json")"
+      fi
+      stop_relay
+    done
+  done
+fi
 python3 "$root/bench/compare_report.py" "$raw" "$out"

@@ -21,6 +21,8 @@ RELAYD = ["relayd_uring", "relayd_mmsg"]
 def main():
     raw, out = sys.argv[1], sys.argv[2]
     rows = [json.loads(l) for l in open(raw) if l.strip()]
+    hs = [r for r in rows if r["scenario"].startswith("handshakes")]
+    rows = [r for r in rows if not r["scenario"].startswith("handshakes")]
     scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
     contenders = list(dict.fromkeys(r["contender"] for r in rows))
     table = {}
@@ -67,9 +69,26 @@ def main():
                     ratios.append({"scenario": s, "relayd": r, "reference": ref, "ratio": x})
                     parts.append("%s %.2fx" % (ref, x))
             print("  %-12s %-13s %s" % (s, r, ", ".join(parts)))
+    flood = [(r, table.get(("1400B-gso-flood", r)), table.get(("1400B-gso", r)))
+             for r in RELAYD]
+    for r, f, base in flood:
+        if f and base and base["mpps_median"] > 0:
+            x = f["mpps_median"] / base["mpps_median"]
+            ratios.append({"scenario": "1400B-gso-flood", "relayd": r,
+                           "reference": r + " unflooded", "ratio": x})
+            print("  %-12s %-13s %.2fx of its unflooded 1400B-gso rate" % (
+                "flood", r, x))
+    handshakes = []
+    for s in sorted(set(r["scenario"] for r in hs)):
+        v = [r["handshakes_per_second"] for r in hs if r["scenario"] == s]
+        handshakes.append({"scenario": s, "median": statistics.median(v),
+                           "min": min(v), "max": max(v), "rounds": len(v)})
+        print("  %-16s %.0f handshakes/s [%.0f-%.0f] over %d rounds" % (
+            s, statistics.median(v), min(v), max(v), len(v)))
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "compare.json"), "w") as f:
-        json.dump({"results": list(table.values()), "ratios": ratios}, f, indent=2)
+        json.dump({"results": list(table.values()), "ratios": ratios,
+                   "handshakes": handshakes}, f, indent=2)
     chart(table, scenarios, contenders, out)
 
 

@@ -45,6 +45,9 @@ ABSL_FLAG(bool, reference, false,
           "allocation, no handshake; VNIs 1..pairs");
 ABSL_FLAG(int, sockets, 0, "client sockets shared by the pairs (0: two per pair, at most 2000)");
 ABSL_FLAG(double, setup_rate, 500, "pairs set up per second (0: as fast as the relay answers)");
+ABSL_FLAG(int, setup_threads, 1,
+          "pairs set up at once, 1 to 64 (needs a socket per client: "
+          "pairs <= 1000 or --sockets >= 2 x pairs)");
 ABSL_FLAG(int, size, 64, "UDP payload bytes per datagram, Geneve header included (>= 40)");
 ABSL_FLAG(double, rate, 0, "datagrams per second in all, paced; 0 = as fast as possible");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(5), "how long to send");
@@ -54,7 +57,16 @@ ABSL_FLAG(std::string, burst, "plain",
           "plain (separate datagrams, sendmmsg) or gso (one UDP_SEGMENT send per burst)");
 ABSL_FLAG(int, burst_size, 44, "datagrams per send, 1 to 64 (WireGuard sends GSO bursts of up to 44)");
 ABSL_FLAG(bool, check_payload, false, "check every byte of every datagram received");
+ABSL_FLAG(std::string, rx, "headers",
+          "headers: read every datagram's header (exact order and latency); "
+          "count: read only the first header of each GRO-coalesced message "
+          "and count the rest (MSG_TRUNC), so one core can outrun the relay");
 ABSL_FLAG(absl::Duration, drain, absl::Milliseconds(500), "keep receiving this long after the last send");
+ABSL_FLAG(double, forge_rate, 0,
+          "forged handshakes per second during the run (Binds naming a real "
+          "client key with a box that cannot open), to measure relaying "
+          "under a handshake flood");
+ABSL_FLAG(int, forge_sockets, 256, "source ports the forged handshakes come from");
 ABSL_FLAG(int, cpu, -1, "pin the generator to this CPU (-1: not pinned)");
 ABSL_FLAG(int, relay_cpu, -1, "the relay's CPU on this host, for its busy share (-1: unknown)");
 ABSL_FLAG(std::string, json, "", "write the results as JSON to this file ('-': stdout)");
@@ -117,6 +129,8 @@ int Main(int argc, char** argv) {
   if (so.pairs < 1 || so.pairs > 10000) return Fail("--pairs must be 1..10000", 2);
   so.sockets = absl::GetFlag(FLAGS_sockets);
   so.rate = absl::GetFlag(FLAGS_setup_rate);
+  so.threads = absl::GetFlag(FLAGS_setup_threads);
+  if (so.threads < 1 || so.threads > 64) return Fail("--setup_threads must be 1..64", 2);
   TrafficOptions to;
   to.size = size_t(absl::GetFlag(FLAGS_size));
   if (absl::GetFlag(FLAGS_size) < int(kMinSize) || to.size > 65000) {
@@ -140,7 +154,18 @@ int Main(int argc, char** argv) {
     return Fail("--size x --burst_size must stay under 64 KiB with --burst=gso", 2);
   }
   to.check_payload = absl::GetFlag(FLAGS_check_payload);
+  const std::string rx = absl::GetFlag(FLAGS_rx);
+  if (rx != "headers" && rx != "count") return Fail("--rx must be headers or count", 2);
+  to.count_only = rx == "count";
+  if (to.count_only && to.check_payload) {
+    return Fail("--check_payload needs --rx=headers", 2);
+  }
   to.drain_s = absl::ToDoubleSeconds(absl::GetFlag(FLAGS_drain));
+  to.forge_rate = absl::GetFlag(FLAGS_forge_rate);
+  to.forge_sockets = absl::GetFlag(FLAGS_forge_sockets);
+  if (to.forge_rate < 0 || to.forge_sockets < 1) {
+    return Fail("--forge_rate must be >= 0 and --forge_sockets >= 1", 2);
+  }
   to.cpu = absl::GetFlag(FLAGS_cpu);
   to.relay_cpu = absl::GetFlag(FLAGS_relay_cpu);
   std::FILE* progress = absl::GetFlag(FLAGS_quiet) ? nullptr : stderr;
@@ -214,6 +239,7 @@ int Main(int argc, char** argv) {
         {"burst", to.gso ? "gso" : "plain"},
         {"burst_size", to.burst},
         {"direction", to.both_ways ? "both" : "a2b"},
+        {"rx", to.count_only ? "count" : "headers"},
         {"rate", to.rate},
         {"seconds", r.seconds},
         {"sent", r.sent},
@@ -230,6 +256,9 @@ int Main(int argc, char** argv) {
         {"corrupted", r.corrupted},
         {"misdelivered", r.misdelivered},
         {"foreign", r.foreign},
+        {"forged", r.forged},
+        {"handshakes_per_second",
+         setup->seconds > 0 ? 2.0 * double(setup->pairs.size()) / setup->seconds : 0},
         {"latency_ns", {{"p50", r.p50_ns}, {"p99", r.p99_ns}, {"p999", r.p999_ns}, {"max", r.max_ns}}},
         {"relay_busy", r.relay_busy},
         {"generator_busy", r.generator_busy},

@@ -5,7 +5,9 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -118,6 +120,58 @@ void SetBuffers(int fd) {
 
 }  // namespace
 
+// Pair `p`: allocation, both handshakes, the probes. False with a line in
+// `failure` when it does not relay.
+bool SetUpPair(const SetupOptions& o, int p, int nsock,
+               std::vector<UdpSocket>& sockets, httplib::Client* http,
+               Pair* out, std::string* failure) {
+  Pair pair;
+  pair.sock[0] = (2 * p) % nsock;
+  pair.sock[1] = (2 * p + 1) % nsock;
+  UdpSocket& sa = sockets[size_t(pair.sock[0])];
+  UdpSocket& sb = sockets[size_t(pair.sock[1])];
+  DiscoClient a(o.dialect, o.server_key, sa.local(),
+                o.udp_key ? *o.udp_key : disco::KeyPair::Generate());
+  DiscoClient b(o.dialect, o.server_key, sb.local(),
+                disco::KeyPair::Generate());
+  absl::StatusOr<uint32_t> vni =
+      o.reference ? absl::StatusOr<uint32_t>(uint32_t(p + 1))
+      : o.udp_key ? AllocateUdp(sa, a, b.key(), o.relay, uint32_t(p + 1))
+                  : AllocateHttp(*http, o.token, a.key(), b.key());
+  if (!vni.ok()) {
+    *failure = absl::StrCat("pair ", p, ": ", vni.status().message());
+    return false;
+  }
+  pair.vni = *vni;
+  pair.key[0] = a.key();
+  pair.key[1] = b.key();
+  a.SetEndpoint(*vni, b.key());
+  b.SetEndpoint(*vni, a.key());
+  bool bound = false;
+  if (o.reference) {
+    // A first (it becomes side 0), then B, whose datagram reaches A.
+    bound = sa.SendTo(a.Data({'h', 'i'}, geneve::kProtocolDisco), o.relay) &&
+            Probe(sb, sa, b, uint32_t(p), o.relay) &&
+            Probe(sa, sb, a, uint32_t(p), o.relay);
+  }
+  for (int round = 1; round <= o.rounds && !bound && !o.reference; ++round) {
+    // B answered last, so B probes first (its probe is judged after its
+    // Answer; A's Answer was applied before B's Bind got its Challenge),
+    // then A, as a client that got a probe answers it.
+    bound = Handshake(sa, a, o.relay, uint32_t(round)) &&
+            Handshake(sb, b, o.relay, uint32_t(round)) &&
+            Probe(sb, sa, b, uint32_t(p), o.relay) &&
+            Probe(sa, sb, a, uint32_t(p), o.relay);
+  }
+  if (!bound) {
+    *failure = absl::StrCat("pair ", p, " (VNI ", *vni, "): not bound after ",
+                            o.reference ? 1 : o.rounds, " rounds");
+    return false;
+  }
+  *out = pair;
+  return true;
+}
+
 absl::StatusOr<Setup> SetUp(const SetupOptions& o, std::FILE* progress) {
   Setup out;
   const int64_t start = MonotonicNowNs();
@@ -136,66 +190,59 @@ absl::StatusOr<Setup> SetUp(const SetupOptions& o, std::FILE* progress) {
     SetBuffers(s->fd());
     out.sockets.push_back(std::move(*s));
   }
-  std::optional<httplib::Client> http;
-  if (!o.udp_key && !o.reference) {
-    http.emplace(absl::StrCat("http://", o.admin));
-    http->set_connection_timeout(3, 0);
-    http->set_read_timeout(10, 0);
-  }
+  // Threads take pairs p = t, t + T, ...; with a socket per client no two
+  // threads share a socket (else one thread).
+  const int threads =
+      nsock >= 2 * o.pairs ? std::clamp(o.threads, 1, 64) : 1;
+  std::mutex mu;  // guards out.pairs, out.failures, fatal, done
+  absl::Status fatal;
+  int done = 0;
   int64_t next_line = start + 1'000'000'000;
-  for (int p = 0; p < o.pairs; ++p) {
-    if (o.rate > 0) {
-      const int64_t due = start + int64_t(double(p) / o.rate * 1e9);
-      const int64_t wait = due - MonotonicNowNs();
-      if (wait > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(wait));
+  auto run = [&](int t) {
+    std::optional<httplib::Client> http;
+    if (!o.udp_key && !o.reference) {
+      http.emplace(absl::StrCat("http://", o.admin));
+      http->set_connection_timeout(3, 0);
+      http->set_read_timeout(10, 0);
     }
-    Pair pair;
-    pair.sock[0] = (2 * p) % nsock;
-    pair.sock[1] = (2 * p + 1) % nsock;
-    UdpSocket& sa = out.sockets[size_t(pair.sock[0])];
-    UdpSocket& sb = out.sockets[size_t(pair.sock[1])];
-    DiscoClient a(o.dialect, o.server_key, sa.local(),
-                  o.udp_key ? *o.udp_key : disco::KeyPair::Generate());
-    DiscoClient b(o.dialect, o.server_key, sb.local(),
-                  disco::KeyPair::Generate());
-    absl::StatusOr<uint32_t> vni =
-        o.reference ? absl::StatusOr<uint32_t>(uint32_t(p + 1))
-        : o.udp_key ? AllocateUdp(sa, a, b.key(), o.relay, uint32_t(p + 1))
-                    : AllocateHttp(*http, o.token, a.key(), b.key());
-    if (!vni.ok()) {
-      if (p == 0) return vni.status();  // nothing will work
-      out.failures.push_back(absl::StrCat("pair ", p, ": ", vni.status().message()));
-      continue;
+    for (int p = t; p < o.pairs; p += threads) {
+      if (o.rate > 0) {
+        const int64_t due = start + int64_t(double(p) / o.rate * 1e9);
+        const int64_t wait = due - MonotonicNowNs();
+        if (wait > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(wait));
+      }
+      Pair pair;
+      std::string failure;
+      const bool ok = SetUpPair(o, p, nsock, out.sockets,
+                                http ? &*http : nullptr, &pair, &failure);
+      std::lock_guard<std::mutex> l(mu);
+      ++done;
+      if (ok) {
+        out.pairs.push_back(pair);
+      } else if (p == 0 && failure.rfind("pair 0: ", 0) == 0 &&
+                 failure.find("allocation") != std::string::npos) {
+        fatal = absl::UnavailableError(failure.substr(8));  // nothing will work
+        return;
+      } else {
+        out.failures.push_back(failure);
+      }
+      if (!fatal.ok()) return;
+      if (progress != nullptr && MonotonicNowNs() >= next_line) {
+        std::fprintf(progress, "loadgen: setup %d/%d pairs done, %zu failed\n",
+                     done, o.pairs, out.failures.size());
+        std::fflush(progress);
+        next_line += 1'000'000'000;
+      }
     }
-    pair.vni = *vni;
-    a.SetEndpoint(*vni, b.key());
-    b.SetEndpoint(*vni, a.key());
-    bool bound = false;
-    if (o.reference) {
-      // A first (it becomes side 0), then B, whose datagram reaches A.
-      bound = sa.SendTo(a.Data({'h', 'i'}, geneve::kProtocolDisco), o.relay) &&
-              Probe(sb, sa, b, uint32_t(p), o.relay) &&
-              Probe(sa, sb, a, uint32_t(p), o.relay);
-    }
-    for (int round = 1; round <= o.rounds && !bound && !o.reference; ++round) {
-      bound = Handshake(sa, a, o.relay, uint32_t(round)) &&
-              Handshake(sb, b, o.relay, uint32_t(round)) &&
-              Probe(sa, sb, a, uint32_t(p), o.relay);
-    }
-    if (!bound) {
-      out.failures.push_back(absl::StrCat(
-          "pair ", p, " (VNI ", *vni, "): not bound after ", o.rounds,
-          " handshake rounds"));
-      continue;
-    }
-    out.pairs.push_back(pair);
-    if (progress != nullptr && MonotonicNowNs() >= next_line) {
-      std::fprintf(progress, "loadgen: setup %d/%d pairs bound, %zu failed\n",
-                   p + 1, o.pairs, out.failures.size());
-      std::fflush(progress);
-      next_line += 1'000'000'000;
-    }
-  }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(run, t);
+  run(0);
+  for (std::thread& th : pool) th.join();
+  if (!fatal.ok()) return fatal;
+  // Pair ids are their place in `pairs`: keep them in setup order.
+  std::sort(out.pairs.begin(), out.pairs.end(),
+            [](const Pair& a, const Pair& b) { return a.vni < b.vni; });
   out.seconds = double(MonotonicNowNs() - start) / 1e9;
   return out;
 }

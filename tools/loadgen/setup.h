@@ -34,6 +34,8 @@ struct SetupOptions {
   std::optional<disco::KeyPair> udp_key;
   // Pairs set up per second (0: as fast as the relay answers).
   double rate = 500;
+  // Pairs set up at once (threads), when every client has its own socket.
+  int threads = 1;
   // Handshake rounds per client before the pair is reported as failed.
   int rounds = 3;
   // A reference relay (bench/reference_relay): no allocation and no
@@ -45,6 +47,7 @@ struct SetupOptions {
 struct Pair {
   uint32_t vni = 0;
   int sock[2] = {0, 0};  // indexes into Setup::sockets: A, B
+  disco::DiscoKey key[2];  // the clients' disco keys
 };
 
 struct Setup {

@@ -17,6 +17,8 @@
 #include "absl/strings/strip.h"
 #include "common/clock.h"
 #include "common/small_file.h"
+#include "disco/envelope.h"
+#include "geneve/geneve.h"
 #include "tools/loadgen/stats.h"
 #include "tools/loadgen/wire.h"
 
@@ -39,8 +41,10 @@ class Receiver {
   Receiver(const Setup& s, const TrafficOptions& o)
       : setup_(s), o_(o), trackers_(s.pairs.size() * 2) {
     bufs_.reset(new uint8_t[kRxBatch * kRxBufSize]);
+    // Count mode: the kernel copies only the first segment's header.
+    const size_t take = o.count_only ? kHeaderSize : kRxBufSize;
     for (int i = 0; i < kRxBatch; ++i) {
-      iov_[i] = {bufs_.get() + size_t(i) * kRxBufSize, kRxBufSize};
+      iov_[i] = {bufs_.get() + size_t(i) * kRxBufSize, take};
       std::memset(&msgs_[i], 0, sizeof(msgs_[i]));
       msgs_[i].msg_hdr.msg_iov = &iov_[i];
       msgs_[i].msg_hdr.msg_iovlen = 1;
@@ -55,7 +59,9 @@ class Receiver {
       for (int i = 0; i < kRxBatch; ++i) {
         msgs_[i].msg_hdr.msg_controllen = sizeof(ctrl_[i]);
       }
-      const int n = recvmmsg(fd, msgs_, kRxBatch, MSG_DONTWAIT, nullptr);
+      const int n = recvmmsg(fd, msgs_, kRxBatch,
+                             MSG_DONTWAIT | (o_.count_only ? MSG_TRUNC : 0),
+                             nullptr);
       if (n <= 0) return;
       const int64_t now = MonotonicNowNs();
       for (int i = 0; i < n; ++i) {
@@ -106,6 +112,10 @@ class Receiver {
   void OnMessage(int sock, const uint8_t* p, size_t len, size_t seg,
                  int64_t now) {
     if (seg == 0) seg = len;
+    if (o_.count_only) {
+      OnCounted(sock, p, len, seg, now);
+      return;
+    }
     for (size_t off = 0; off < len; off += seg) {
       const size_t n = std::min(seg, len - off);
       OnDatagram(sock, p + off, n, now);
@@ -135,6 +145,32 @@ class Receiver {
     latency_.Add(now - d.sent_ns);
   }
 
+  // Count mode: `len` bytes in segments of `seg` arrived; only the first
+  // segment's header was copied.
+  void OnCounted(int sock, const uint8_t* p, size_t len, size_t seg,
+                 int64_t now) {
+    DatagramInfo d;
+    if (!ParseDatagram(p, kHeaderSize, &d) || d.pair >= setup_.pairs.size()) {
+      ++foreign_;
+      return;
+    }
+    const uint64_t n = (len + seg - 1) / seg;
+    received_ += n;
+    received_bytes_ += len;
+    const Pair& pair = setup_.pairs[d.pair];
+    if (pair.sock[d.direction == 0 ? 1 : 0] != sock) {
+      misdelivered_ += n;
+      return;
+    }
+    if (d.vni != pair.vni || seg != o_.size) {
+      corrupted_ += n;
+      return;
+    }
+    SeqTracker& t = trackers_[size_t(d.pair) * 2 + d.direction];
+    for (uint64_t k = 0; k < n; ++k) t.Add(d.seq + k);
+    latency_.Add(now - d.sent_ns);
+  }
+
   const Setup& setup_;
   const TrafficOptions& o_;
   std::vector<SeqTracker> trackers_;
@@ -149,16 +185,12 @@ class Receiver {
 
 // One send of `count` datagrams of `size` bytes from `fd` to `to`: one
 // sendmsg with UDP_SEGMENT, or sendmmsg of separate datagrams.
-int SendBurst(int fd, const SocketAddress& to, uint8_t* buf, size_t size,
-              int count, bool gso) {
-  sockaddr_storage ss;
-  const socklen_t sl = to.ToSockaddr(&ss);
+// The socket is connected to the relay.
+int SendBurst(int fd, uint8_t* buf, size_t size, int count, bool gso) {
   if (gso && count > 1) {
     iovec iov{buf, size * size_t(count)};
     alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(uint16_t))] = {};
     msghdr h{};
-    h.msg_name = &ss;
-    h.msg_namelen = sl;
     h.msg_iov = &iov;
     h.msg_iovlen = 1;
     h.msg_control = ctrl;
@@ -176,12 +208,33 @@ int SendBurst(int fd, const SocketAddress& to, uint8_t* buf, size_t size,
   for (int i = 0; i < count; ++i) {
     iov[i] = {buf + size * size_t(i), size};
     std::memset(&msgs[i], 0, sizeof(msgs[i]));
-    msgs[i].msg_hdr.msg_name = &ss;
-    msgs[i].msg_hdr.msg_namelen = sl;
     msgs[i].msg_hdr.msg_iov = &iov[i];
     msgs[i].msg_hdr.msg_iovlen = 1;
   }
   return sendmmsg(fd, msgs, unsigned(count), 0);
+}
+
+// A forged Bind for `vni` from `sender`: the real framing, a random nonce
+// and a box of random bytes.
+size_t Forge(uint8_t* out, uint32_t vni, const disco::DiscoKey& sender,
+             uint64_t* rng) {
+  geneve::Header h;
+  h.control = true;
+  h.protocol = geneve::kProtocolDisco;
+  h.vni = vni;
+  geneve::Encode(h, out);
+  size_t n = geneve::kHeaderSize;
+  std::memcpy(out + n, disco::kMagic, disco::kMagicSize);
+  n += disco::kMagicSize;
+  std::memcpy(out + n, sender.bytes.data(), disco::kKeySize);
+  n += disco::kKeySize;
+  for (size_t end = n + disco::kNonceSize + 80; n < end; n += 8) {
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    std::memcpy(out + n, rng, 8);
+  }
+  return n;
 }
 
 std::string Human(double v) {
@@ -268,6 +321,30 @@ TrafficResult RunTraffic(Setup& setup, const SocketAddress& relay,
   };
   const int burst = std::clamp(o.burst, 1, kMaxGsoSegments);
   std::unique_ptr<uint8_t[]> buf(new uint8_t[o.size * size_t(burst)]);
+  for (int i = 0; i < burst; ++i) {
+    WriteDatagram(buf.get() + o.size * size_t(i), o.size, {});
+  }
+  // Every client socket talks to the relay only: connect them, so each
+  // send skips the route lookup and only the relay's datagrams arrive.
+  {
+    sockaddr_storage ss;
+    const socklen_t sl = relay.ToSockaddr(&ss);
+    for (UdpSocket& s : setup.sockets) {
+      connect(s.fd(), reinterpret_cast<sockaddr*>(&ss), sl);
+    }
+  }
+  // Forgers: plain sockets of their own (the relay limits per source).
+  std::vector<UdpSocket> forgers;
+  if (o.forge_rate > 0) {
+    const SocketAddress any =
+        SocketAddress::Parse(relay.is_ipv4() ? "127.0.0.1:0" : "[::1]:0").value();
+    for (int i = 0; i < o.forge_sockets; ++i) {
+      auto s = UdpSocket::Open(any);
+      if (s.ok()) forgers.push_back(std::move(*s));
+    }
+  }
+  uint64_t rng = 0x243f6a8885a308d3ull;
+  uint8_t forged[256];
   CpuMeter cpu;
   CpuMeter cpu_line;
   const int64_t start = MonotonicNowNs();
@@ -290,18 +367,37 @@ TrafficResult RunTraffic(Setup& setup, const SocketAddress& relay,
       Flow& f = flows[rr++ % flows.size()];
       const Pair& pair = setup.pairs[f.pair];
       for (int i = 0; i < due; ++i) {
-        WriteDatagram(buf.get() + o.size * size_t(i), o.size,
-                      {.vni = pair.vni, .pair = f.pair, .direction = f.dir,
-                       .seq = f.next_seq + uint64_t(i), .sent_ns = now});
+        const DatagramInfo d = {.vni = pair.vni, .pair = f.pair,
+                                .direction = f.dir,
+                                .seq = f.next_seq + uint64_t(i),
+                                .sent_ns = now};
+        uint8_t* at = buf.get() + o.size * size_t(i);
+        if (o.check_payload) {
+          WriteDatagram(at, o.size, d);
+        } else {
+          WriteHeader(at, d);  // the fill was written once, below
+        }
       }
       const int fd = setup.sockets[size_t(pair.sock[f.dir])].fd();
-      const int sent = SendBurst(fd, relay, buf.get(), o.size, int(due), o.gso);
+      const int sent = SendBurst(fd, buf.get(), o.size, int(due), o.gso);
       if (sent > 0) {
         f.next_seq += uint64_t(sent);
         r.sent += uint64_t(sent);
         r.sent_bytes += uint64_t(sent) * o.size;
       } else {
         ++r.send_errors;
+      }
+    }
+    if (!forgers.empty()) {
+      const int64_t want = int64_t(double(now - start) / 1e9 * o.forge_rate);
+      for (int k = 0; k < 64 && int64_t(r.forged) < want; ++k) {
+        const Pair& p = setup.pairs[r.forged % setup.pairs.size()];
+        const size_t n = Forge(forged, p.vni, p.key[0], &rng);
+        UdpSocket& s = forgers[r.forged % forgers.size()];
+        sockaddr_storage ss;
+        const socklen_t sl = relay.ToSockaddr(&ss);
+        sendto(s.fd(), forged, n, 0, reinterpret_cast<sockaddr*>(&ss), sl);
+        ++r.forged;
       }
     }
     // Drain what has arrived: every few sends, and whenever pacing waits.

@@ -21,10 +21,22 @@ struct TrafficOptions {
   bool gso = false;        // bursts as one UDP_SEGMENT send
   int burst = 1;           // datagrams per send (GSO: at most 64)
   bool check_payload = false;  // compare every byte, not only the header
+  // How much of what arrives is read: every segment's header (exact loss,
+  // order and latency per datagram), or only the first segment's header of
+  // each (GRO-coalesced) message, the rest counted with MSG_TRUNC and taken
+  // as the consecutive sequence numbers that follow (one latency sample
+  // per message): the fast mode that lets one core outrun the relay.
+  bool count_only = false;
   double drain_s = 0.5;    // receive this long after the last send
   int cpu = -1;            // the generator's core (pinned), -1: not pinned
   int relay_cpu = -1;      // the relay's core, for its busy share
   uint64_t max_datagrams = 0;  // stop sending after this many (0: no cap)
+  // Forged handshakes during the run: Bind-shaped control datagrams for the
+  // pairs' VNIs, naming a real client's key, with a box that cannot open
+  // (the relay pays a box open for each one its limits let through), this
+  // many per second from `forge_sockets` source ports.
+  double forge_rate = 0;
+  int forge_sockets = 256;
 };
 
 struct TrafficResult {
@@ -33,6 +45,7 @@ struct TrafficResult {
   uint64_t received = 0, received_bytes = 0;
   uint64_t lost = 0, duplicates = 0, reordered = 0, corrupted = 0;
   uint64_t misdelivered = 0, foreign = 0;
+  uint64_t forged = 0;
   int64_t p50_ns = 0, p99_ns = 0, p999_ns = 0, max_ns = 0;
   double generator_busy = -1, relay_busy = -1;  // 0..1, -1: unknown
   std::string bound;  // relay-bound, generator-bound, rate-limited, unknown

@@ -41,6 +41,15 @@ inline uint64_t Next(uint64_t& x) {
 }  // namespace
 
 void WriteDatagram(uint8_t* out, size_t size, const DatagramInfo& d) {
+  WriteHeader(out, d);
+  uint64_t x = Seed(d);
+  for (size_t i = kHeaderSize; i < size; i += 8) {
+    const uint64_t v = Next(x);
+    std::memcpy(out + i, &v, std::min<size_t>(8, size - i));
+  }
+}
+
+void WriteHeader(uint8_t* out, const DatagramInfo& d) {
   geneve::Header h;
   h.control = false;
   h.protocol = geneve::kProtocolWireGuard;
@@ -52,11 +61,6 @@ void WriteDatagram(uint8_t* out, size_t size, const DatagramInfo& d) {
   Put64(out + 16, d.seq);
   Put64(out + 24, uint64_t(d.sent_ns));
   out[32] = d.direction;
-  uint64_t x = Seed(d);
-  for (size_t i = kHeaderSize; i < size; i += 8) {
-    const uint64_t v = Next(x);
-    std::memcpy(out + i, &v, std::min<size_t>(8, size - i));
-  }
 }
 
 bool ParseDatagram(const uint8_t* p, size_t len, DatagramInfo* d) {

@@ -31,8 +31,12 @@ struct DatagramInfo {
   int64_t sent_ns = 0;
 };
 
-// Writes a `size`-byte datagram (size >= kMinSize) at `out`.
+// Writes a `size`-byte datagram (size >= kMinSize) at `out`: the header and
+// a fill that depends on the datagram's identity (FillIntact checks it).
 void WriteDatagram(uint8_t* out, size_t size, const DatagramInfo& d);
+// Only the first kHeaderSize bytes (the fill stays whatever it was): the
+// fast way when payloads are not checked.
+void WriteHeader(uint8_t* out, const DatagramInfo& d);
 
 // Reads the header fields; false when `p` is not one of ours (too short,
 // not a WireGuard transport message in a Geneve data header).
