@@ -44,6 +44,12 @@ raw="$out/compare-raw.jsonl"
 : > "$raw"
 
 contenders=(relayd_uring relayd_mmsg ref_mmsg ref_mmsg_gso ref_gro_gso)
+# coturn, the relay users would pick instead, when Debian's coturn is here.
+if command -v turnserver > /dev/null; then
+  contenders+=(coturn)
+else
+  echo "compare: coturn (turnserver) not installed: its row is skipped (apt install coturn)"
+fi
 # name | size | burst | burst_size | pairs | rate | forged handshakes/s
 # One pair for the throughput rows (the relay's per-datagram ceiling); the
 # many-pairs row spreads a fixed total rate over 2000 pairs, one datagram
@@ -68,6 +74,18 @@ start_relay() {  # contender
       port=$(sed -n 's/.* port \([0-9]*\) engine.*/\1/p' "$log" | head -1)
       admin=$(sed -n 's/.*admin API on \([0-9.:]*\).*/\1/p' "$log" | head -1)
       how=(--admin="$admin" --token_file="$work/token")
+      ;;
+    coturn)
+      # No authentication, one relay thread, loopback only: test use only.
+      port=$((20000 + RANDOM % 20000))
+      taskset -c 0 turnserver -n --no-auth --listening-ip=127.0.0.1 --listening-port="$port" \
+        --relay-ip=127.0.0.1 --min-port=$((port + 1)) --max-port=$((port + 4000)) \
+        --allow-loopback-peers --no-cli --no-tls --no-dtls --relay-threads=1 \
+        --userdb="$work/turndb" --pidfile="$work/turn.pid" --log-file=stdout --simple-log \
+        --no-stdout-log > "$log" 2>&1 &
+      relay_pid=$!
+      for _ in $(seq 100); do ss -Hlun "sport = :$port" | grep -q . && break; sleep 0.05; done
+      how=(--turn)
       ;;
     ref_*)
       "$bin/reference_relay" --mode="${1#ref_}" --cpu=0 > "$log" 2>&1 &
@@ -95,7 +113,7 @@ for round in $(seq "$rounds"); do
   for sc in "${scenarios[@]}"; do
     IFS='|' read -r name size burst bsize pairs rate forge <<< "$sc"
     for c in "${order[@]}"; do
-      if [ "$forge" != 0 ] && [ "${c#ref_}" != "$c" ]; then continue; fi
+      if [ "$forge" != 0 ] && { [ "${c#ref_}" != "$c" ] || [ "$c" = coturn ]; }; then continue; fi
       start_relay "$c"
       if ! "$bin/loadgen" --relay="127.0.0.1:$port" "${how[@]}" --pairs="$pairs" --setup_rate=0 \
           --size="$size" --burst="$burst" --burst_size="$bsize" --rate="$rate" \

@@ -24,7 +24,9 @@ def main():
     hs = [r for r in rows if r["scenario"].startswith("handshakes")]
     rows = [r for r in rows if not r["scenario"].startswith("handshakes")]
     scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
-    contenders = list(dict.fromkeys(r["contender"] for r in rows))
+    order = RELAYD + ["ref_mmsg", "ref_mmsg_gso", "ref_gro_gso", "coturn"]
+    contenders = sorted(set(r["contender"] for r in rows),
+                        key=lambda c: order.index(c) if c in order else len(order))
     table = {}
     for s in scenarios:
         for c in contenders:
@@ -117,6 +119,7 @@ set key top right
 set ylabel 'Mpps'
 set grid ytics
 set yrange [0:*]
+set offset -0.6,-0.6,0,0
 plot %s
 """ % (png, plot)
     try:

@@ -16,7 +16,7 @@ PACKAGES=(
   libcpp-httplib-dev nlohmann-json3-dev prometheus-cpp-dev libsystemd-dev
   iproute2 procps
   curl dpkg-dev adduser systemd
-  python3 gnuplot-nox
+  python3 gnuplot-nox coturn
 )
 
 missing=()

@@ -40,6 +40,10 @@ ABSL_FLAG(std::string, client_key_file, "",
           "allocate over UDP with this allowlisted disco key (every pair's "
           "A client uses it) instead of HTTP");
 ABSL_FLAG(int, pairs, 1, "client pairs, 1 to 10000");
+ABSL_FLAG(bool, turn, false,
+          "--relay is a TURN server (coturn, no authentication): each pair "
+          "allocates, creates permissions and binds a channel, then sends "
+          "ChannelData frames of --size bytes (at most 1000 pairs)");
 ABSL_FLAG(bool, reference, false,
           "the relay is a reference relay (bench/reference_relay): no "
           "allocation, no handshake; VNIs 1..pairs");
@@ -177,7 +181,11 @@ int Main(int argc, char** argv) {
     setrlimit(RLIMIT_NOFILE, &rl);
   }
   so.reference = absl::GetFlag(FLAGS_reference);
-  if (so.reference) {
+  so.turn = absl::GetFlag(FLAGS_turn);
+  to.turn = so.turn;
+  if (so.reference && so.turn) return Fail("--reference and --turn exclude each other", 2);
+  if (so.turn && so.pairs > 1000) return Fail("--turn takes at most 1000 pairs", 2);
+  if (so.reference || so.turn) {
     so.server_key = disco::KeyPair::Generate().public_key();  // unused
   } else if (!absl::GetFlag(FLAGS_client_key_file).empty()) {
     auto kp = disco::LoadKeyFile(absl::GetFlag(FLAGS_client_key_file));

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -15,6 +16,7 @@
 #include "common/clock.h"
 #include "geneve/geneve.h"
 #include "relay/disco_client.h"
+#include "tools/loadgen/turn.h"
 
 namespace peerrelay::loadgen {
 namespace {
@@ -120,6 +122,50 @@ void SetBuffers(int fd) {
 
 }  // namespace
 
+// TURN: both clients allocate, permit and bind a channel to the other's
+// relayed address; then a ChannelData probe each way.
+bool SetUpTurnPair(const SetupOptions& o, int p, UdpSocket& sa, UdpSocket& sb,
+                   Pair* pair, std::string* failure) {
+  auto fail = [&](const absl::Status& s) {
+    *failure = absl::StrCat("pair ", p, ": ", s.message());
+    return false;
+  };
+  absl::StatusOr<SocketAddress> ra = turn::Allocate(sa, o.relay);
+  if (!ra.ok()) return fail(ra.status());
+  absl::StatusOr<SocketAddress> rb = turn::Allocate(sb, o.relay);
+  if (!rb.ok()) return fail(rb.status());
+  for (const absl::Status& s :
+       {turn::CreatePermission(sa, o.relay, *rb),
+        turn::CreatePermission(sb, o.relay, *ra),
+        turn::ChannelBind(sa, o.relay, turn::kFirstChannel, *rb),
+        turn::ChannelBind(sb, o.relay, turn::kFirstChannel, *ra)}) {
+    if (!s.ok()) return fail(s);
+  }
+  pair->vni = uint32_t(p + 1);
+  pair->channel = turn::kFirstChannel;
+  for (int dir = 0; dir < 2; ++dir) {
+    UdpSocket& from = dir == 0 ? sa : sb;
+    UdpSocket& to = dir == 0 ? sb : sa;
+    Bytes probe(4 + 8);
+    turn::ChannelDataHeader(probe.data(), turn::kFirstChannel, 8);
+    std::memcpy(probe.data() + 4, "lgprobe", 7);
+    probe[11] = uint8_t(p);
+    bool ok = false;
+    for (int attempt = 0; attempt < 5 && !ok; ++attempt) {
+      if (!from.SendTo(probe, o.relay)) break;
+      ok = RecvMatching(to, 200, [&](const Bytes& d) {
+        return d.size() >= probe.size() &&
+               std::equal(probe.begin(), probe.end(), d.begin());
+      });
+    }
+    if (!ok) {
+      *failure = absl::StrCat("pair ", p, ": no ChannelData through the TURN server");
+      return false;
+    }
+  }
+  return true;
+}
+
 // Pair `p`: allocation, both handshakes, the probes. False with a line in
 // `failure` when it does not relay.
 bool SetUpPair(const SetupOptions& o, int p, int nsock,
@@ -130,6 +176,11 @@ bool SetUpPair(const SetupOptions& o, int p, int nsock,
   pair.sock[1] = (2 * p + 1) % nsock;
   UdpSocket& sa = sockets[size_t(pair.sock[0])];
   UdpSocket& sb = sockets[size_t(pair.sock[1])];
+  if (o.turn) {
+    if (!SetUpTurnPair(o, p, sa, sb, &pair, failure)) return false;
+    *out = pair;
+    return true;
+  }
   DiscoClient a(o.dialect, o.server_key, sa.local(),
                 o.udp_key ? *o.udp_key : disco::KeyPair::Generate());
   DiscoClient b(o.dialect, o.server_key, sb.local(),
@@ -178,6 +229,10 @@ absl::StatusOr<Setup> SetUp(const SetupOptions& o, std::FILE* progress) {
   const int nsock =
       o.sockets > 0 ? o.sockets : std::min(2 * o.pairs, 2000);
   if (nsock < 2) return absl::InvalidArgumentError("need at least 2 sockets");
+  if (o.turn && nsock < 2 * o.pairs) {
+    return absl::InvalidArgumentError(
+        "TURN mode needs a socket per client (at most 1000 pairs)");
+  }
   const SocketAddress any =
       SocketAddress::Parse(o.relay.is_ipv4() ? "127.0.0.1:0" : "[::1]:0")
           .value();
@@ -200,7 +255,7 @@ absl::StatusOr<Setup> SetUp(const SetupOptions& o, std::FILE* progress) {
   int64_t next_line = start + 1'000'000'000;
   auto run = [&](int t) {
     std::optional<httplib::Client> http;
-    if (!o.udp_key && !o.reference) {
+    if (!o.udp_key && !o.reference && !o.turn) {
       http.emplace(absl::StrCat("http://", o.admin));
       http->set_connection_timeout(3, 0);
       http->set_read_timeout(10, 0);
@@ -220,7 +275,8 @@ absl::StatusOr<Setup> SetUp(const SetupOptions& o, std::FILE* progress) {
       if (ok) {
         out.pairs.push_back(pair);
       } else if (p == 0 && failure.rfind("pair 0: ", 0) == 0 &&
-                 failure.find("allocation") != std::string::npos) {
+                 (failure.find("allocation") != std::string::npos ||
+                  failure.find("TURN") != std::string::npos)) {
         fatal = absl::UnavailableError(failure.substr(8));  // nothing will work
         return;
       } else {

@@ -42,12 +42,17 @@ struct SetupOptions {
   // handshake; pair i uses VNI i + 1 and the relay learns both clients
   // from their first datagrams.
   bool reference = false;
+  // A TURN server (coturn, no authentication): each client allocates, the
+  // two create permissions and bind channel 0x4000 to each other's relayed
+  // address, and data goes as ChannelData. A socket per client.
+  bool turn = false;
 };
 
 struct Pair {
   uint32_t vni = 0;
   int sock[2] = {0, 0};  // indexes into Setup::sockets: A, B
   disco::DiscoKey key[2];  // the clients' disco keys
+  uint16_t channel = 0;    // TURN mode: the ChannelData channel (else 0)
 };
 
 struct Setup {

@@ -20,6 +20,7 @@
 #include "disco/envelope.h"
 #include "geneve/geneve.h"
 #include "tools/loadgen/stats.h"
+#include "tools/loadgen/turn.h"
 #include "tools/loadgen/wire.h"
 
 namespace peerrelay::loadgen {
@@ -42,7 +43,8 @@ class Receiver {
       : setup_(s), o_(o), trackers_(s.pairs.size() * 2) {
     bufs_.reset(new uint8_t[kRxBatch * kRxBufSize]);
     // Count mode: the kernel copies only the first segment's header.
-    const size_t take = o.count_only ? kHeaderSize : kRxBufSize;
+    const size_t take =
+        o.count_only ? kHeaderSize + turn::kChannelDataHeader : kRxBufSize;
     for (int i = 0; i < kRxBatch; ++i) {
       iov_[i] = {bufs_.get() + size_t(i) * kRxBufSize, take};
       std::memset(&msgs_[i], 0, sizeof(msgs_[i]));
@@ -122,8 +124,24 @@ class Receiver {
     }
   }
 
+  // TURN mode: the ChannelData header off, or false when it is not one.
+  bool Unwrap(const uint8_t*& p, size_t& len) const {
+    if (!o_.turn) return true;
+    if (len < turn::kChannelDataHeader || (p[0] & 0xc0) != 0x40) return false;
+    p += turn::kChannelDataHeader;
+    len -= turn::kChannelDataHeader;
+    return true;
+  }
+  size_t inner_size() const {
+    return o_.turn ? o_.size - turn::kChannelDataHeader : o_.size;
+  }
+
   void OnDatagram(int sock, const uint8_t* p, size_t len, int64_t now) {
     DatagramInfo d;
+    if (!Unwrap(p, len)) {
+      ++foreign_;
+      return;
+    }
     if (!ParseDatagram(p, len, &d) || d.pair >= setup_.pairs.size()) {
       ++foreign_;
       return;
@@ -136,7 +154,7 @@ class Receiver {
       ++misdelivered_;
       return;
     }
-    if (d.vni != pair.vni || len != o_.size ||
+    if (d.vni != pair.vni || len != inner_size() ||
         (o_.check_payload && !FillIntact(p, len, d))) {
       ++corrupted_;
       return;
@@ -150,7 +168,9 @@ class Receiver {
   void OnCounted(int sock, const uint8_t* p, size_t len, size_t seg,
                  int64_t now) {
     DatagramInfo d;
-    if (!ParseDatagram(p, kHeaderSize, &d) || d.pair >= setup_.pairs.size()) {
+    size_t first = kHeaderSize + (o_.turn ? turn::kChannelDataHeader : 0);
+    if (!Unwrap(p, first) || !ParseDatagram(p, kHeaderSize, &d) ||
+        d.pair >= setup_.pairs.size()) {
       ++foreign_;
       return;
     }
@@ -321,8 +341,11 @@ TrafficResult RunTraffic(Setup& setup, const SocketAddress& relay,
   };
   const int burst = std::clamp(o.burst, 1, kMaxGsoSegments);
   std::unique_ptr<uint8_t[]> buf(new uint8_t[o.size * size_t(burst)]);
+  // TURN: each datagram is ChannelData around a loadgen datagram.
+  const size_t wrap = o.turn ? turn::kChannelDataHeader : 0;
+  const size_t inner = o.size - wrap;
   for (int i = 0; i < burst; ++i) {
-    WriteDatagram(buf.get() + o.size * size_t(i), o.size, {});
+    WriteDatagram(buf.get() + o.size * size_t(i) + wrap, inner, {});
   }
   // Every client socket talks to the relay only: connect them, so each
   // send skips the route lookup and only the relay's datagrams arrive.
@@ -372,8 +395,12 @@ TrafficResult RunTraffic(Setup& setup, const SocketAddress& relay,
                                 .seq = f.next_seq + uint64_t(i),
                                 .sent_ns = now};
         uint8_t* at = buf.get() + o.size * size_t(i);
+        if (o.turn) {
+          turn::ChannelDataHeader(at, pair.channel, inner);
+          at += wrap;
+        }
         if (o.check_payload) {
-          WriteDatagram(at, o.size, d);
+          WriteDatagram(at, inner, d);
         } else {
           WriteHeader(at, d);  // the fill was written once, below
         }

@@ -27,6 +27,9 @@ struct TrafficOptions {
   // as the consecutive sequence numbers that follow (one latency sample
   // per message): the fast mode that lets one core outrun the relay.
   bool count_only = false;
+  // TURN mode: every datagram is a ChannelData frame (4-byte header) around
+  // a loadgen datagram of size - 4 bytes.
+  bool turn = false;
   double drain_s = 0.5;    // receive this long after the last send
   int cpu = -1;            // the generator's core (pinned), -1: not pinned
   int relay_cpu = -1;      // the relay's core, for its busy share
