@@ -3,7 +3,10 @@
 # the reference relays (bench/reference_relay.cc), measured from outside by
 # tools/loadgen, in one run, contenders interleaved round by round.
 #
-#   bash bench/compare.sh [--rounds 5] [--seconds 3] [--out DIR] [--quick]
+#   bash bench/compare.sh [--rounds 5] [--seconds 3] [--out DIR] [--quick | --flood]
+#
+# --quick: the two GSO rows only; --flood: relayd's 1400B-gso row with and
+# without 20 000 forged Binds/s, back to back, for the flood ratio.
 #
 # The relay runs pinned to CPU 0 with one worker, loadgen to CPU 1 (--rx=count:
 # it reads one header per GRO-coalesced message, so one core outruns the
@@ -26,6 +29,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --quick) quick=1; shift ;;
+    --flood) flood_only=1; quick=1; shift ;;
     *) echo "compare: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -44,8 +48,11 @@ raw="$out/compare-raw.jsonl"
 : > "$raw"
 
 contenders=(relayd_uring relayd_mmsg ref_mmsg ref_mmsg_gso ref_gro_gso)
+[ "${flood_only:-0}" = 1 ] && contenders=(relayd_uring relayd_mmsg)
 # coturn, the relay users would pick instead, when Debian's coturn is here.
-if command -v turnserver > /dev/null; then
+if [ "${flood_only:-0}" = 1 ]; then
+  :
+elif command -v turnserver > /dev/null; then
   contenders+=(coturn)
 else
   echo "compare: coturn (turnserver) not installed: its row is skipped (apt install coturn)"
@@ -57,8 +64,10 @@ fi
 # Binds a second arrive (relayd only: the references have no handshake).
 scenarios=("64B-plain|64|plain|44|1|0|0" "64B-gso|64|gso|44|1|0|0"
            "1400B-plain|1400|plain|44|1|0|0" "1400B-gso|1400|gso|44|1|0|0"
-           "many-pairs|200|plain|1|2000|150000|0" "1400B-gso-flood|1400|gso|44|1|0|20000")
+           "1400B-gso-flood|1400|gso|44|1|0|20000" "many-pairs|200|plain|1|2000|150000|0")
 [ "$quick" = 1 ] && scenarios=("64B-gso|64|gso|44|1|0|0" "1400B-gso|1400|gso|44|1|0|0")
+# --flood: only the 1400B-gso row with and without the flood, relayd only.
+[ "${flood_only:-0}" = 1 ] && scenarios=("1400B-gso|1400|gso|44|1|0|0" "1400B-gso-flood|1400|gso|44|1|0|20000")
 
 start_relay() {  # contender
   local log="$work/relay.log"
