@@ -7,6 +7,7 @@ set -euo pipefail
 RELAYD="$1"
 LOADGEN="$2"
 CLIENT="$3"
+REFERENCE="$4"
 work=$(mktemp -d)
 pid=
 trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -65,6 +66,26 @@ for row in "127.0.0.1|127.0.0.1|current|http|plain|both" \
   [ "$(metric_sum peerrelay_handshakes_completed_total)" -ge 6 ] || fail "$row: handshakes"
   kill -TERM $pid; wait $pid || fail "$row: relayd exit"
   echo "loadgen test: $row: 3000 sent, 3000 delivered, relayd relayed $relayed"
+done
+
+# The compare bench's reference relays, driven with --reference: every mode
+# relays every datagram of a paced run.
+for mode in mmsg mmsg_gso gro_gso; do
+  "$REFERENCE" --mode=$mode > "$work/ref.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do grep -q "listening on port" "$work/ref.log" && break; sleep 0.05; done
+  port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$work/ref.log")
+  [ -n "$port" ] || fail "reference relay $mode did not start"
+  "$LOADGEN" --reference --relay="127.0.0.1:$port" --pairs=2 --size=300 --rate=2000 \
+    --max_datagrams=1000 --duration=10s --burst=gso --burst_size=4 --direction=both \
+    --check_payload --quiet --json="$work/r.json" > "$work/loadgen.log" 2>&1 \
+    || fail "loadgen --reference ($mode): $(cat "$work/loadgen.log")"
+  for f in "sent:1000" "received:1000" "lost:0" "corrupted:0" "misdelivered:0"; do
+    [ "$(field "${f%%:*}" "$work/r.json")" = "${f#*:}" ] || fail "reference $mode: ${f%%:*} is $(field "${f%%:*}" "$work/r.json")"
+  done
+  kill -TERM $pid; wait $pid || fail "reference relay $mode exit"
+  grep -q "reference_relay: received=" "$work/ref.log" || fail "reference relay $mode counters"
+  echo "loadgen test: reference relay $mode: 1000 sent, 1000 delivered"
 done
 
 # The relay stopped mid-run: the datagrams sent after it are lost.

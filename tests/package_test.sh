@@ -46,7 +46,7 @@ installed=yes
 getent passwd relayd > /dev/null || fail "no relayd system user"
 [ "$(stat -c %a /etc/relayd/admin_token)" = 600 ] || fail "admin token mode"
 [ -s /etc/relayd/admin_token ] || fail "empty admin token"
-/usr/bin/relayd --version | grep -q "^relayd " || fail "installed relayd --version"
+grep -q "^relayd " <<< "$(/usr/bin/relayd --version)" || fail "installed relayd --version"
 # The installed configuration as the unit runs it (the token as systemd's
 # credential would hand it over).
 CREDENTIALS_DIRECTORY=/etc/relayd /usr/bin/relayd --flagfile=/etc/relayd/relayd.flags \
@@ -54,7 +54,7 @@ CREDENTIALS_DIRECTORY=/etc/relayd /usr/bin/relayd --flagfile=/etc/relayd/relayd.
   || fail "installed check_config: $(cat "$work/check")"
 grep -q "config ok: port 7777" "$work/check" || fail "check output: $(cat "$work/check")"
 grep -q "HTTP allocation token required" "$work/check" || fail "token not used: $(cat "$work/check")"
-/usr/bin/relayctl help | grep -q drain || fail "installed relayctl"
+grep -q drain <<< "$(/usr/bin/relayctl help)" || fail "installed relayctl"
 # The unit the package installed is the one in the tree, and verifies.
 grep -q "^ExecStart=/usr/bin/relayd --flagfile=/etc/relayd/relayd.flags" \
   /lib/systemd/system/relayd.service || fail "installed unit"
@@ -65,7 +65,7 @@ echo "--advertise=203.0.113.7" >> /etc/relayd/relayd.flags
 dpkg -i --force-confold "$deb" > "$work/dpkg2.log" 2>&1 || fail "reinstall: $(cat "$work/dpkg2.log")"
 grep -q "^--advertise=203.0.113.7" /etc/relayd/relayd.flags || fail "conffile change lost"
 [ "$(cat /etc/relayd/admin_token)" = "$token" ] || fail "token regenerated"
-/usr/bin/relayd --flagfile=/etc/relayd/relayd.flags --check_config | grep -q "^  203.0.113.7:7777$" \
+grep -q "^  203.0.113.7:7777$" <<< "$(/usr/bin/relayd --flagfile=/etc/relayd/relayd.flags --check_config)" \
   || fail "advertise from the conffile"
 
 dpkg --purge relayd > "$work/purge.log" 2>&1 || fail "purge: $(cat "$work/purge.log")"

@@ -47,7 +47,8 @@ fi
 # systemd credentials: credential:NAME is read from $CREDENTIALS_DIRECTORY.
 mkdir "$work/creds"; echo "cred-token" > "$work/creds/admin_token"
 CREDENTIALS_DIRECTORY="$work/creds" "$RELAYD" --admin_token_file=credential:admin_token \
-  --check_config | grep -q "HTTP allocation token required" || fail "credential token"
+  --check_config > "$work/out" || fail "credential check"
+grep -q "HTTP allocation token required" "$work/out" || fail "credential token"
 
 # --help / -h (exit 0, signals, flag file, admin API), --version (commit).
 for h in --help -h; do
@@ -163,7 +164,7 @@ rc=0
 [ "$rc" = 2 ] || fail "twin relayd exit code $rc: $(cat "$work/twin.err")"
 grep -q "relayd: UDP port $port is already served by another relayd: pid $pid (relayd)" \
   "$work/twin.err" || fail "twin: $(cat "$work/twin.err")"
-"$CTL" --admin="$admin" health | grep -q ok || fail "health"
+grep -q ok <<< "$("$CTL" --admin="$admin" health)" || fail "health"
 # UDP allocation refused: A is not on the (empty) allowlist.
 if "$CLIENT" --relay="127.0.0.1:$port" --server_key="$key1" --key_file="$work/a.key" \
      --seconds=0.2 > "$work/client.out" 2>&1; then fail "allocated without allowlist"; fi
@@ -278,14 +279,14 @@ start_relayd "$work/api.log" --admin_token_file="$work/token" --metrics_listen=1
   --allocate_allowlist="$work/allow" --bind_lifetime=1s --steady_state_lifetime=1s
 metrics=$(sed -n 's/.*metrics on \([0-9.:]*\).*/\1/p' "$work/api.log" | head -1)
 [ -n "$metrics" ] || fail "no metrics listener: $(cat "$work/api.log")"
-curl -sf "http://$metrics/metrics" | grep -q "^peerrelay_received_datagrams_total" || fail "metrics listener"
-curl -sf "http://$metrics/readyz" | grep -q ok || fail "readyz on metrics listener"
-curl -sf "http://$metrics/livez" | grep -q alive || fail "livez on metrics listener"
+grep -q "^peerrelay_received_datagrams_total" <<< "$(curl -sf "http://$metrics/metrics")" || fail "metrics listener"
+grep -q ok <<< "$(curl -sf "http://$metrics/readyz")" || fail "readyz on metrics listener"
+grep -q alive <<< "$(curl -sf "http://$metrics/livez")" || fail "livez on metrics listener"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer tok-2" "http://$metrics/v0/relay/sessions")
 [ "$code" = 404 ] || fail "sessions on the metrics listener: $code"
 # relayctl: help, errors naming address and reason.
-"$CTL" help | grep -q "drain" || fail "relayctl help"
-"$CTL" --help | grep -q "sessions \[--json\]" || fail "relayctl --help"
+grep -q "drain" <<< "$("$CTL" help)" || fail "relayctl help"
+grep -q "sessions \[--json\]" <<< "$("$CTL" --help)" || fail "relayctl --help"
 rc=0; "$CTL" frobnicate 2> "$work/err" || rc=$?
 [ "$rc" = 2 ] && grep -q "unknown command 'frobnicate'" "$work/err" || fail "relayctl bad command ($rc)"
 if "$CTL" --admin=127.0.0.1:1 health 2> "$work/err"; then fail "health of nothing"; fi
@@ -297,13 +298,13 @@ ka_hex=${ka#discokey:}
 "$CTL" --admin="$admin" --token_file="$work/token" sessions --json --key="${ka_hex:0:10}" > "$work/s.json"
 grep -q '"Count": 1,' "$work/s.json" && grep -q '"Sessions": \[' "$work/s.json" \
   || fail "sessions --json --key: $(cat "$work/s.json")"
-"$CTL" --admin="$admin" --token_file="$work/token" sessions --addr=192.0.2.1 | grep -q "^Sessions: 0$" \
+grep -q "^Sessions: 0$" <<< "$("$CTL" --admin="$admin" --token_file="$work/token" sessions --addr=192.0.2.1)" \
   || fail "sessions --addr filter"
-"$CTL" --admin="$admin" --token_file="$work/token" sessions --addr=127.0.0.1 | grep -q "^Sessions: 1$" \
+grep -q "^Sessions: 1$" <<< "$("$CTL" --admin="$admin" --token_file="$work/token" sessions --addr=127.0.0.1)" \
   || fail "sessions --addr match"
 # relayctl drain: needs the token; then what SIGUSR1 does, with progress logged.
 if "$CTL" --admin="$admin" --token_file=/dev/null drain 2> /dev/null; then fail "drain without token"; fi
-"$CTL" --admin="$admin" --token_file="$work/token" drain | grep -q "draining: 1 endpoints left" \
+grep -q "draining: 1 endpoints left" <<< "$("$CTL" --admin="$admin" --token_file="$work/token" drain)" \
   || fail "relayctl drain"
 for _ in $(seq 50); do grep -q "notice: draining:" "$work/api.log" && break; sleep 0.05; done
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://$metrics/readyz")
