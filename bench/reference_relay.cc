@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -93,7 +94,8 @@ class Relay {
     }
   }
 
-  uint64_t received = 0, forwarded = 0, dropped = 0, sends = 0;
+  uint64_t received = 0, forwarded = 0, dropped = 0, sends = 0,
+           send_errors = 0;
 
  private:
   static constexpr int kBatch = 64;
@@ -144,18 +146,19 @@ class Relay {
 
   // Appends to the current send when it goes to the same place with the
   // same segment size (GSO), else starts a new one.
-  void Queue(const uint8_t* p, size_t len, sockaddr_storage* to, socklen_t tl) {
+  void Queue(const uint8_t* p, size_t len, const sockaddr_storage* to,
+             socklen_t tl) {
     ++forwarded;
     if (gso_ && ntx_ > 0) {
       Tx& t = tx_[ntx_ - 1];
-      if (t.to == to && t.seg == len && !t.short_tail && t.count < 64 &&
+      if (t.tl == tl && std::memcmp(&t.to, to, tl) == 0 && t.seg == len && !t.short_tail && t.count < 64 &&
           t.bytes + len <= 65000 && niov_ < kMaxIov) {
         iov_[niov_++] = {const_cast<uint8_t*>(p), len};
         ++t.count;
         t.bytes += len;
         return;
       }
-      if (t.to == to && len < t.seg && !t.short_tail && t.count < 64 &&
+      if (t.tl == tl && std::memcmp(&t.to, to, tl) == 0 && len < t.seg && !t.short_tail && t.count < 64 &&
           t.bytes + len <= 65000 && niov_ < kMaxIov) {
         iov_[niov_++] = {const_cast<uint8_t*>(p), len};  // a shorter tail
         ++t.count;
@@ -166,7 +169,8 @@ class Relay {
     }
     if (ntx_ == kMaxTx || niov_ == kMaxIov) Flush();
     Tx& t = tx_[ntx_++];
-    t = Tx{to, tl, len, 1, len, false, niov_};
+    // The address is copied: a later VNI insert may move the map's entries.
+    t = Tx{*to, tl, len, 1, len, false, niov_};
     iov_[niov_++] = {const_cast<uint8_t*>(p), len};
   }
 
@@ -176,7 +180,7 @@ class Relay {
       Tx& t = tx_[k];
       msghdr& h = msgs_[k].msg_hdr;
       std::memset(&msgs_[k], 0, sizeof(msgs_[k]));
-      h.msg_name = t.to;
+      h.msg_name = &t.to;
       h.msg_namelen = t.tl;
       h.msg_iov = &iov_[t.first_iov];
       h.msg_iovlen = size_t(t.count);
@@ -194,16 +198,21 @@ class Relay {
     int done = 0;
     while (done < ntx_) {
       const int n = sendmmsg(fd_, msgs_ + done, unsigned(ntx_ - done), 0);
-      if (n <= 0) break;
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR) continue;
+        ++send_errors;  // skip the message the kernel refused
+        ++done;
+        continue;
+      }
       done += n;
+      sends += uint64_t(n);
     }
-    sends += uint64_t(done);
     ntx_ = 0;
     niov_ = 0;
   }
 
   struct Tx {
-    sockaddr_storage* to;
+    sockaddr_storage to;
     socklen_t tl;
     size_t seg;
     int count;
@@ -250,8 +259,14 @@ int Main(int argc, char** argv) {
   const bool v6 = !listen->is_ipv4();
   const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   const int big = 7 << 20, one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
+  // FORCE needs CAP_NET_ADMIN (not granted in a user namespace); then the
+  // ordinary option, capped at net.core.[rw]mem_max.
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+  }
   const bool gro = mode == "gro_gso";
   if (gro) setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one));
   sockaddr_storage ss;
@@ -274,8 +289,11 @@ int Main(int argc, char** argv) {
   std::fflush(stdout);
   auto relay = std::make_unique<Relay>(fd, mode != "mmsg", gro ? 65536 : 2048, gro);
   relay->Run();
-  std::printf("reference_relay: received=%lu forwarded=%lu dropped=%lu sends=%lu\n",
-              relay->received, relay->forwarded, relay->dropped, relay->sends);
+  std::printf(
+      "reference_relay: received=%lu forwarded=%lu dropped=%lu sends=%lu "
+      "send_errors=%lu\n",
+      relay->received, relay->forwarded, relay->dropped, relay->sends,
+      relay->send_errors);
   return 0;
 }
 

@@ -113,10 +113,14 @@ absl::StatusOr<uint32_t> AllocateUdp(UdpSocket& s, DiscoClient& a,
 
 void SetBuffers(int fd) {
   const int big = 4 << 20, one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+  // FORCE needs CAP_NET_ADMIN; else the ordinary option (capped at
+  // net.core.[rw]mem_max).
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+  }
   setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one));
 }
 
