@@ -35,6 +35,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "common/socket_address.h"
+#include "common/udp_options.h"
 #include "geneve/geneve.h"
 
 ABSL_FLAG(std::string, mode, "gro_gso", "mmsg, mmsg_gso or gro_gso");
@@ -84,7 +85,7 @@ class Relay {
       for (int i = 0; i < n; ++i) {
         const uint8_t* p = bufs_.get() + size_t(i) * buf_size_;
         const size_t len = rx_[i].msg_len;
-        size_t seg = gro_ ? GroSize(rx_[i].msg_hdr) : 0;
+        size_t seg = gro_ ? UdpGroSize(rx_[i].msg_hdr) : 0;
         if (seg == 0) seg = len;
         for (size_t off = 0; off < len; off += seg) {
           OnDatagram(i, p + off, std::min(seg, len - off));
@@ -100,18 +101,6 @@ class Relay {
  private:
   static constexpr int kBatch = 64;
   static constexpr int kMaxTx = 1024;
-
-  static size_t GroSize(const msghdr& h) {
-    for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr;
-         c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
-      if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
-        int v;
-        std::memcpy(&v, CMSG_DATA(c), sizeof(v));
-        return size_t(v);
-      }
-    }
-    return 0;
-  }
 
   void OnDatagram(int i, const uint8_t* p, size_t len) {
     ++received;
@@ -184,16 +173,7 @@ class Relay {
       h.msg_namelen = t.tl;
       h.msg_iov = &iov_[t.first_iov];
       h.msg_iovlen = size_t(t.count);
-      if (t.count > 1) {
-        h.msg_control = tx_ctrl_[k];
-        h.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
-        cmsghdr* c = CMSG_FIRSTHDR(&h);
-        c->cmsg_level = SOL_UDP;
-        c->cmsg_type = UDP_SEGMENT;
-        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-        const uint16_t seg = uint16_t(t.seg);
-        std::memcpy(CMSG_DATA(c), &seg, sizeof(seg));
-      }
+      if (t.count > 1) SetUdpSegment(&h, tx_ctrl_[k], uint16_t(t.seg));
     }
     int done = 0;
     while (done < ntx_) {
@@ -233,7 +213,7 @@ class Relay {
   absl::flat_hash_map<uint32_t, Sides> sides_;
   Tx tx_[kMaxTx];
   mmsghdr msgs_[kMaxTx];
-  alignas(cmsghdr) char tx_ctrl_[kMaxTx][CMSG_SPACE(sizeof(uint16_t))];
+  alignas(cmsghdr) char tx_ctrl_[kMaxTx][kUdpSegmentSpace];
   iovec iov_[kMaxIov];
   int ntx_ = 0, niov_ = 0;
 };
@@ -258,15 +238,8 @@ int Main(int argc, char** argv) {
   }
   const bool v6 = !listen->is_ipv4();
   const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  const int big = 7 << 20, one = 1;
-  // FORCE needs CAP_NET_ADMIN (not granted in a user namespace); then the
-  // ordinary option, capped at net.core.[rw]mem_max.
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) != 0) {
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-  }
-  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)) != 0) {
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-  }
+  const int one = 1;
+  SetSocketBuffers(fd, 7 << 20);  // as relayd asks
   const bool gro = mode == "gro_gso";
   if (gro) setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one));
   sockaddr_storage ss;

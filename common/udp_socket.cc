@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "absl/status/status.h"
+#include "common/udp_options.h"
 
 namespace peerrelay {
 
@@ -23,9 +24,7 @@ absl::StatusOr<UdpSocket> UdpSocket::Open(const SocketAddress& bind) {
     close(fd);
     return absl::ErrnoToStatus(e, "bind");
   }
-  int buf = 4 << 20;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf));
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof(buf));
+  SetSocketBuffers(fd, 4 << 20);
   len = sizeof(ss);
   getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
   return UdpSocket(fd, *SocketAddress::FromSockaddr(&ss, len));
@@ -64,17 +63,8 @@ bool UdpSocket::SendGso(const std::vector<Bytes>& ds, const SocketAddress& to) {
   m.msg_namelen = to.ToSockaddr(&ss, !local_.is_ipv4());
   m.msg_iov = iov.data();
   m.msg_iovlen = iov.size();
-  alignas(cmsghdr) uint8_t control[CMSG_SPACE(sizeof(uint16_t))] = {};
-  if (ds.size() > 1) {
-    m.msg_control = control;
-    m.msg_controllen = sizeof(control);
-    cmsghdr* c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_UDP;
-    c->cmsg_type = UDP_SEGMENT;
-    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-    uint16_t seg = uint16_t(ds[0].size());
-    std::memcpy(CMSG_DATA(c), &seg, sizeof(seg));
-  }
+  alignas(cmsghdr) uint8_t control[kUdpSegmentSpace];
+  if (ds.size() > 1) SetUdpSegment(&m, control, uint16_t(ds[0].size()));
   return sendmsg(fd_, &m, 0) >= 0;
 }
 

@@ -122,14 +122,8 @@ void GsoBatcher::Flush(relay::Counters* c) {
     mm.msg_hdr.msg_iov = &iovs_[g.first_iov];
     mm.msg_hdr.msg_iovlen = g.count;
     if (g.count > 1) {
-      cmsghdr* cm = reinterpret_cast<cmsghdr*>(cmsgs_[gi].data());
-      cm->cmsg_level = SOL_UDP;
-      cm->cmsg_type = UDP_SEGMENT;
-      cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-      const uint16_t seg = static_cast<uint16_t>(g.seg);
-      std::memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
-      mm.msg_hdr.msg_control = cmsgs_[gi].data();
-      mm.msg_hdr.msg_controllen = cmsgs_[gi].size();
+      SetUdpSegment(&mm.msg_hdr, cmsgs_[gi].data(),
+                    static_cast<uint16_t>(g.seg));
     }
   }
   size_t done = 0;

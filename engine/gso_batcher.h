@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/socket_address.h"
+#include "common/udp_options.h"
 #include "engine/packet_writer.h"
 #include "relay/counters.h"
 
@@ -79,7 +80,7 @@ class GsoBatcher final : public PacketWriter {
   std::vector<Group> groups_;
   std::vector<mmsghdr> msgs_;
   std::vector<sockaddr_storage> names_;
-  std::vector<std::array<uint8_t, CMSG_SPACE(sizeof(uint16_t))>> cmsgs_;
+  std::vector<std::array<uint8_t, kUdpSegmentSpace>> cmsgs_;
 };
 
 }  // namespace peerrelay::engine

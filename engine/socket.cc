@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/udp_options.h"
 
 namespace peerrelay::engine {
 namespace {
@@ -18,16 +19,11 @@ absl::Status Errno(absl::string_view what) {
   return absl::ErrnoToStatus(errno, what);
 }
 
-// Tries the FORCE variant (ignores net.core.*mem_max, needs CAP_NET_ADMIN),
-// then the ordinary one; returns what the kernel granted.
-int SetBuffer(int fd, int force_opt, int opt, int get_opt) {
-  int want = kSocketBufferBytes;
-  if (setsockopt(fd, SOL_SOCKET, force_opt, &want, sizeof(want)) != 0) {
-    (void)setsockopt(fd, SOL_SOCKET, opt, &want, sizeof(want));
-  }
+// What the kernel granted for a buffer option.
+int Granted(int fd, int opt) {
   int got = 0;
   socklen_t len = sizeof(got);
-  getsockopt(fd, SOL_SOCKET, get_opt, &got, &len);
+  getsockopt(fd, SOL_SOCKET, opt, &got, &len);
   return got;
 }
 
@@ -53,8 +49,9 @@ absl::StatusOr<SocketInfo> OpenRelaySocket(const SocketAddress& bind,
       setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
     return fail(Errno("SO_REUSEPORT"));
   }
-  info.rcvbuf = SetBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, SO_RCVBUF);
-  info.sndbuf = SetBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, SO_SNDBUF);
+  SetSocketBuffers(fd, kSocketBufferBytes);
+  info.rcvbuf = Granted(fd, SO_RCVBUF);
+  info.sndbuf = Granted(fd, SO_SNDBUF);
   (void)setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
   info.gro = setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) == 0;
   if (info.ipv6) {

@@ -111,16 +111,9 @@ absl::StatusOr<uint32_t> AllocateUdp(UdpSocket& s, DiscoClient& a,
   return resp->vni;
 }
 
-void SetBuffers(int fd) {
-  const int big = 4 << 20, one = 1;
-  // FORCE needs CAP_NET_ADMIN; else the ordinary option (capped at
-  // net.core.[rw]mem_max).
-  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)) != 0) {
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-  }
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) != 0) {
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-  }
+// Open() asked for 4 MiB buffers; receives also coalesce (UDP_GRO).
+void EnableGro(int fd) {
+  const int one = 1;
   setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one));
 }
 
@@ -246,7 +239,7 @@ absl::StatusOr<Setup> SetUp(const SetupOptions& o, std::FILE* progress) {
       return absl::Status(s.status().code(),
                           absl::StrCat("socket ", i, ": ", s.status().message()));
     }
-    SetBuffers(s->fd());
+    EnableGro(s->fd());
     out.sockets.push_back(std::move(*s));
   }
   // Threads take pairs p = t, t + T, ...; with a socket per client no two

@@ -17,6 +17,7 @@
 #include "absl/strings/strip.h"
 #include "common/clock.h"
 #include "common/small_file.h"
+#include "common/udp_options.h"
 #include "disco/envelope.h"
 #include "geneve/geneve.h"
 #include "tools/loadgen/stats.h"
@@ -68,7 +69,7 @@ class Receiver {
       const int64_t now = MonotonicNowNs();
       for (int i = 0; i < n; ++i) {
         OnMessage(sock, bufs_.get() + size_t(i) * kRxBufSize, msgs_[i].msg_len,
-                  GsoSize(msgs_[i].msg_hdr), now);
+                  UdpGroSize(msgs_[i].msg_hdr), now);
       }
       if (n < kRxBatch) return;
     }
@@ -99,18 +100,6 @@ class Receiver {
   const LatencyHistogram& latency() const { return latency_; }
 
  private:
-  static size_t GsoSize(const msghdr& h) {
-    for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr;
-         c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
-      if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
-        int v;
-        std::memcpy(&v, CMSG_DATA(c), sizeof(v));
-        return size_t(v);
-      }
-    }
-    return 0;
-  }
-
   void OnMessage(int sock, const uint8_t* p, size_t len, size_t seg,
                  int64_t now) {
     if (seg == 0) seg = len;
@@ -209,18 +198,11 @@ class Receiver {
 int SendBurst(int fd, uint8_t* buf, size_t size, int count, bool gso) {
   if (gso && count > 1) {
     iovec iov{buf, size * size_t(count)};
-    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(uint16_t))] = {};
+    alignas(cmsghdr) char ctrl[kUdpSegmentSpace];
     msghdr h{};
     h.msg_iov = &iov;
     h.msg_iovlen = 1;
-    h.msg_control = ctrl;
-    h.msg_controllen = sizeof(ctrl);
-    cmsghdr* c = CMSG_FIRSTHDR(&h);
-    c->cmsg_level = SOL_UDP;
-    c->cmsg_type = UDP_SEGMENT;
-    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-    const uint16_t seg = uint16_t(size);
-    std::memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+    SetUdpSegment(&h, ctrl, uint16_t(size));
     return sendmsg(fd, &h, 0) > 0 ? count : -1;
   }
   mmsghdr msgs[kMaxGsoSegments];
