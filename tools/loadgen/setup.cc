@@ -55,19 +55,31 @@ bool Handshake(UdpSocket& s, DiscoClient& c, const SocketAddress& relay,
 
 // A disco-protocol datagram through the relay from one side to the other:
 // relayed only once both sides are bound.
-bool Probe(UdpSocket& from, UdpSocket& to, DiscoClient& c, uint32_t pair,
-           const SocketAddress& relay) {
-  const Bytes probe = c.Data(
-      {'l', 'g', 'p', uint8_t(pair), uint8_t(pair >> 8), uint8_t(pair >> 16),
-       uint8_t(pair >> 24)},
-      geneve::kProtocolDisco);
+// Sends `probe` from one client until the other receives it through the
+// relay (5 tries, 200 ms apart); `prefix`: what arrives may carry more
+// after it (a TURN server may pad ChannelData).
+bool Echoed(UdpSocket& from, UdpSocket& to, const Bytes& probe,
+            const SocketAddress& relay, bool prefix = false) {
   for (int attempt = 0; attempt < 5; ++attempt) {
     if (!from.SendTo(probe, relay)) return false;
-    if (RecvMatching(to, 200, [&](const Bytes& d) { return d == probe; })) {
+    if (RecvMatching(to, 200, [&](const Bytes& d) {
+          return prefix ? d.size() >= probe.size() &&
+                              std::equal(probe.begin(), probe.end(), d.begin())
+                        : d == probe;
+        })) {
       return true;
     }
   }
   return false;
+}
+
+bool Probe(UdpSocket& from, UdpSocket& to, DiscoClient& c, uint32_t pair,
+           const SocketAddress& relay) {
+  return Echoed(from, to,
+                c.Data({'l', 'g', 'p', uint8_t(pair), uint8_t(pair >> 8),
+                        uint8_t(pair >> 16), uint8_t(pair >> 24)},
+                       geneve::kProtocolDisco),
+                relay);
 }
 
 absl::StatusOr<uint32_t> AllocateHttp(httplib::Client& http,
@@ -120,23 +132,20 @@ void EnableGro(int fd) {
 }  // namespace
 
 // TURN: both clients allocate, permit and bind a channel to the other's
-// relayed address; then a ChannelData probe each way.
-bool SetUpTurnPair(const SetupOptions& o, int p, UdpSocket& sa, UdpSocket& sb,
-                   Pair* pair, std::string* failure) {
-  auto fail = [&](const absl::Status& s) {
-    *failure = absl::StrCat("pair ", p, ": ", s.message());
-    return false;
-  };
+// relayed address; then a ChannelData probe each way. Every failure is
+// Unavailable: the TURN server did not serve the pair.
+absl::Status SetUpTurnPair(const SetupOptions& o, UdpSocket& sa, UdpSocket& sb,
+                           int p, Pair* pair) {
   absl::StatusOr<SocketAddress> ra = turn::Allocate(sa, o.relay);
-  if (!ra.ok()) return fail(ra.status());
+  if (!ra.ok()) return ra.status();
   absl::StatusOr<SocketAddress> rb = turn::Allocate(sb, o.relay);
-  if (!rb.ok()) return fail(rb.status());
+  if (!rb.ok()) return rb.status();
   for (const absl::Status& s :
        {turn::CreatePermission(sa, o.relay, *rb),
         turn::CreatePermission(sb, o.relay, *ra),
         turn::ChannelBind(sa, o.relay, turn::kFirstChannel, *rb),
         turn::ChannelBind(sb, o.relay, turn::kFirstChannel, *ra)}) {
-    if (!s.ok()) return fail(s);
+    if (!s.ok()) return s;
   }
   pair->vni = uint32_t(p + 1);
   pair->channel = turn::kFirstChannel;
@@ -147,36 +156,28 @@ bool SetUpTurnPair(const SetupOptions& o, int p, UdpSocket& sa, UdpSocket& sb,
     turn::ChannelDataHeader(probe.data(), turn::kFirstChannel, 8);
     std::memcpy(probe.data() + 4, "lgprobe", 7);
     probe[11] = uint8_t(p);
-    bool ok = false;
-    for (int attempt = 0; attempt < 5 && !ok; ++attempt) {
-      if (!from.SendTo(probe, o.relay)) break;
-      ok = RecvMatching(to, 200, [&](const Bytes& d) {
-        return d.size() >= probe.size() &&
-               std::equal(probe.begin(), probe.end(), d.begin());
-      });
-    }
-    if (!ok) {
-      *failure = absl::StrCat("pair ", p, ": no ChannelData through the TURN server");
-      return false;
+    if (!Echoed(from, to, probe, o.relay, /*prefix=*/true)) {
+      return absl::UnavailableError("no ChannelData through the TURN server");
     }
   }
-  return true;
+  return absl::OkStatus();
 }
 
-// Pair `p`: allocation, both handshakes, the probes. False with a line in
-// `failure` when it does not relay.
-bool SetUpPair(const SetupOptions& o, int p, int nsock,
-               std::vector<UdpSocket>& sockets, httplib::Client* http,
-               Pair* out, std::string* failure) {
+// Pair `p`: allocation, both handshakes, the probes. Unavailable when the
+// relay gave it no endpoint (allocation or TURN failed), FailedPrecondition
+// when it has one but does not relay.
+absl::Status SetUpPair(const SetupOptions& o, int p, int nsock,
+                       std::vector<UdpSocket>& sockets, httplib::Client* http,
+                       Pair* out) {
   Pair pair;
   pair.sock[0] = (2 * p) % nsock;
   pair.sock[1] = (2 * p + 1) % nsock;
   UdpSocket& sa = sockets[size_t(pair.sock[0])];
   UdpSocket& sb = sockets[size_t(pair.sock[1])];
   if (o.turn) {
-    if (!SetUpTurnPair(o, p, sa, sb, &pair, failure)) return false;
-    *out = pair;
-    return true;
+    absl::Status s = SetUpTurnPair(o, sa, sb, p, &pair);
+    if (s.ok()) *out = pair;
+    return s;
   }
   DiscoClient a(o.dialect, o.server_key, sa.local(),
                 o.udp_key ? *o.udp_key : disco::KeyPair::Generate());
@@ -186,10 +187,7 @@ bool SetUpPair(const SetupOptions& o, int p, int nsock,
       o.reference ? absl::StatusOr<uint32_t>(uint32_t(p + 1))
       : o.udp_key ? AllocateUdp(sa, a, b.key(), o.relay, uint32_t(p + 1))
                   : AllocateHttp(*http, o.token, a.key(), b.key());
-  if (!vni.ok()) {
-    *failure = absl::StrCat("pair ", p, ": ", vni.status().message());
-    return false;
-  }
+  if (!vni.ok()) return absl::UnavailableError(vni.status().message());
   pair.vni = *vni;
   pair.key[0] = a.key();
   pair.key[1] = b.key();
@@ -212,12 +210,12 @@ bool SetUpPair(const SetupOptions& o, int p, int nsock,
             Probe(sa, sb, a, uint32_t(p), o.relay);
   }
   if (!bound) {
-    *failure = absl::StrCat("pair ", p, " (VNI ", *vni, "): not bound after ",
-                            o.reference ? 1 : o.rounds, " rounds");
-    return false;
+    return absl::FailedPreconditionError(
+        absl::StrCat("VNI ", *vni, ": not bound after ",
+                     o.reference ? 1 : o.rounds, " rounds"));
   }
   *out = pair;
-  return true;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Setup> SetUp(const SetupOptions& o, std::FILE* progress) {
@@ -264,20 +262,17 @@ absl::StatusOr<Setup> SetUp(const SetupOptions& o, std::FILE* progress) {
         if (wait > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(wait));
       }
       Pair pair;
-      std::string failure;
-      const bool ok = SetUpPair(o, p, nsock, out.sockets,
-                                http ? &*http : nullptr, &pair, &failure);
+      const absl::Status s = SetUpPair(o, p, nsock, out.sockets,
+                                       http ? &*http : nullptr, &pair);
       std::lock_guard<std::mutex> l(mu);
       ++done;
-      if (ok) {
+      if (s.ok()) {
         out.pairs.push_back(pair);
-      } else if (p == 0 && failure.rfind("pair 0: ", 0) == 0 &&
-                 (failure.find("allocation") != std::string::npos ||
-                  failure.find("TURN") != std::string::npos)) {
-        fatal = absl::UnavailableError(failure.substr(8));  // nothing will work
+      } else if (p == 0 && absl::IsUnavailable(s)) {
+        fatal = s;  // no endpoint for the first pair: nothing will work
         return;
       } else {
-        out.failures.push_back(failure);
+        out.failures.push_back(absl::StrCat("pair ", p, ": ", s.message()));
       }
       if (!fatal.ok()) return;
       if (progress != nullptr && MonotonicNowNs() >= next_line) {
