@@ -91,15 +91,21 @@ std::vector<uint8_t> Datagrams(uint32_t vni, size_t size, int n) {
   return buf;
 }
 
-void BM_WorkerPathGroRun(benchmark::State& state) {
+// A worker's per-datagram path over a bound pair, writing to a counter.
+struct PathUnderTest {
   BoundPair p;
-  engine::SlowPathQueue q(64, 64);
+  engine::SlowPathQueue q{64, 64};
   CountingWriter w;
   relay::Counters c;
-  engine::WorkerPath path(p.server.get(), &q, &w, &c,
-                          engine::HandshakeLimiter(50, 20, 20000, 2000));
+  engine::WorkerPath path{p.server.get(), &q, &w, &c,
+                          engine::HandshakeLimiter(50, 20, 20000, 2000)};
+};
+
+void BM_WorkerPathGroRun(benchmark::State& state) {
+  PathUnderTest t;
+  engine::WorkerPath& path = t.path;
   const size_t size = size_t(state.range(0));
-  const std::vector<uint8_t> buf = Datagrams(p.vni, size, 44);
+  const std::vector<uint8_t> buf = Datagrams(t.p.vni, size, 44);
   engine::RxMeta meta;
   meta.gro_size = uint16_t(size);
   const SocketAddress from = Addr(1);
@@ -108,22 +114,17 @@ void BM_WorkerPathGroRun(benchmark::State& state) {
     path.Flush();
   }
   state.SetItemsProcessed(int64_t(state.iterations()) * 44);
-  benchmark::DoNotOptimize(w.bytes);
+  benchmark::DoNotOptimize(t.w.bytes);
 }
 BENCHMARK(BM_WorkerPathGroRun)->Arg(64)->Arg(1400);
 
 void BM_WorkerPathSingle(benchmark::State& state) {
-  BoundPair p;
-  engine::SlowPathQueue q(64, 64);
-  CountingWriter w;
-  relay::Counters c;
-  engine::WorkerPath path(p.server.get(), &q, &w, &c,
-                          engine::HandshakeLimiter(50, 20, 20000, 2000));
-  const std::vector<uint8_t> buf = Datagrams(p.vni, 64, 1);
+  PathUnderTest t;
+  const std::vector<uint8_t> buf = Datagrams(t.p.vni, 64, 1);
   const SocketAddress from = Addr(1);
-  for (auto _ : state) path.OnReceive(buf.data(), buf.size(), {}, from, 1);
+  for (auto _ : state) t.path.OnReceive(buf.data(), buf.size(), {}, from, 1);
   state.SetItemsProcessed(int64_t(state.iterations()));
-  benchmark::DoNotOptimize(w.bytes);
+  benchmark::DoNotOptimize(t.w.bytes);
 }
 BENCHMARK(BM_WorkerPathSingle);
 

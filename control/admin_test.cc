@@ -93,6 +93,16 @@ class AdminTest : public ::testing::Test {
     return client_->Post("/v0/relay/endpoint", h, body, "application/json");
   }
 
+  // A new Admin with `opts` (on 127.0.0.1, any port; the admin token unless
+  // `opts` names one) over the same relay, and a client for it.
+  void RestartAdmin(AdminOptions opts) {
+    admin_.reset();
+    opts.listen = SocketAddress::Parse("127.0.0.1:0").value();
+    if (opts.token.empty()) opts.token = kToken;
+    admin_ = Admin::Start(server_, relay_, std::move(opts)).value();
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", admin_->port());
+  }
+
   // GET with the admin token (or `token`; nullptr: none).
   httplib::Result Get(const std::string& path, const char* token = kToken) {
     httplib::Headers h;
@@ -248,11 +258,7 @@ TEST_F(AdminTest, EndpointCapIs503) {
            .value();
   server_ = &h_->server();
   relay_ = &h_->relay();
-  admin_ = Admin::Start(server_, relay_,
-                        {.listen = SocketAddress::Parse("127.0.0.1:0").value(),
-                         .token = kToken})
-               .value();
-  client_ = std::make_unique<httplib::Client>("127.0.0.1", admin_->port());
+  RestartAdmin({});
   EXPECT_EQ(Post(KeysBody(ka_, kb_))->status, 200);
   auto full = Post(KeysBody(ka_, disco::KeyPair::Generate().public_key()));
   EXPECT_EQ(full->status, 503);
@@ -263,14 +269,7 @@ TEST_F(AdminTest, EndpointCapIs503) {
 
 TEST_F(AdminTest, DrainCallIsAuthenticatedAndRefusesAllocations) {
   int drains = 0;
-  admin_.reset();
-  admin_ = Admin::Start(server_, relay_,
-                        {.listen = SocketAddress::Parse("127.0.0.1:0").value(),
-                         .token = kToken,
-                         .read_token = "reader",
-                         .on_drain = [&] { ++drains; }})
-               .value();
-  client_ = std::make_unique<httplib::Client>("127.0.0.1", admin_->port());
+  RestartAdmin({.read_token = "reader", .on_drain = [&] { ++drains; }});
   EXPECT_EQ(client_->Post("/v0/relay/drain", "", "text/plain")->status, 403);
   httplib::Headers reader = {{"Authorization", "Bearer reader"}};
   EXPECT_EQ(client_->Post("/v0/relay/drain", reader, "", "text/plain")->status,
@@ -300,13 +299,7 @@ TEST_F(AdminTest, DrainCallIsAuthenticatedAndRefusesAllocations) {
 }
 
 TEST_F(AdminTest, SessionListNeedsATokenAndTheReadTokenOnlyReads) {
-  admin_.reset();
-  admin_ = Admin::Start(server_, relay_,
-                        {.listen = SocketAddress::Parse("127.0.0.1:0").value(),
-                         .token = kToken,
-                         .read_token = "reader"})
-               .value();
-  client_ = std::make_unique<httplib::Client>("127.0.0.1", admin_->port());
+  RestartAdmin({.read_token = "reader"});
   EXPECT_EQ(Get("/v0/relay/sessions", nullptr)->status, 403);
   EXPECT_EQ(Get("/v0/relay/sessions", "wrong")->status, 403);
   EXPECT_EQ(Get("/v0/relay/sessions", "reader")->status, 200);
@@ -322,13 +315,7 @@ TEST_F(AdminTest, SessionListNeedsATokenAndTheReadTokenOnlyReads) {
 }
 
 TEST_F(AdminTest, MetricsListenerServesNoSecrets) {
-  admin_.reset();
-  admin_ = Admin::Start(
-               server_, relay_,
-               {.listen = SocketAddress::Parse("127.0.0.1:0").value(),
-                .token = kToken,
-                .metrics_listen = SocketAddress::Parse("127.0.0.1:0").value()})
-               .value();
+  RestartAdmin({.metrics_listen = SocketAddress::Parse("127.0.0.1:0").value()});
   ASSERT_NE(admin_->metrics_port(), 0);
   ASSERT_NE(admin_->metrics_port(), admin_->port());
   httplib::Client m("127.0.0.1", admin_->metrics_port());
@@ -420,13 +407,7 @@ TEST_F(AdminTest, EndpointStatesAndExpiriesAreCounted) {
 }
 
 TEST_F(AdminTest, CallersOverTheRateLimitGet429) {
-  admin_.reset();
-  admin_ = Admin::Start(server_, relay_,
-                        {.listen = SocketAddress::Parse("127.0.0.1:0").value(),
-                         .token = kToken, .alloc_rate = 0.01,
-                         .alloc_burst = 2})
-               .value();
-  client_ = std::make_unique<httplib::Client>("127.0.0.1", admin_->port());
+  RestartAdmin({.alloc_rate = 0.01, .alloc_burst = 2});
   EXPECT_EQ(Post(KeysBody(ka_, kb_))->status, 200);
   EXPECT_EQ(Post(KeysBody(ka_, kb_))->status, 200);
   auto limited = Post(KeysBody(ka_, kb_));
