@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace peerrelay {
 namespace {
@@ -51,6 +52,24 @@ std::optional<SocketAddress> SocketAddress::FromSockaddr(const sockaddr* sa,
     return FromIpv6(ip, ntohs(in6->sin6_port));
   }
   return std::nullopt;
+}
+
+absl::StatusOr<SocketAddress> SocketAddress::ParseWithDefaultPort(
+    absl::string_view text, uint16_t port) {
+  auto full = Parse(text);
+  if (full.ok()) return full;
+  const auto bad = [&] {
+    return absl::InvalidArgumentError(absl::StrCat("bad address '", text, "'"));
+  };
+  absl::string_view host = text;
+  if (absl::ConsumePrefix(&host, "[") && !absl::ConsumeSuffix(&host, "]")) {
+    return bad();
+  }
+  auto bare = Parse(host.find(':') != absl::string_view::npos
+                        ? absl::StrCat("[", host, "]:", port)
+                        : absl::StrCat(host, ":", port));
+  if (!bare.ok()) return bad();
+  return bare;
 }
 
 absl::StatusOr<SocketAddress> SocketAddress::Parse(absl::string_view text) {

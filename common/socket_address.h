@@ -46,6 +46,9 @@ class SocketAddress {
   // "1.2.3.4:567", "[2001::1]:789". IPv4-mapped text ("[::ffff:1.2.3.4]:5")
   // is taken as IPv4.
   static absl::StatusOr<SocketAddress> Parse(absl::string_view text);
+  // Parse(), or a bare "ip" / "ip6" / "[ip6]" that takes `port`.
+  static absl::StatusOr<SocketAddress> ParseWithDefaultPort(
+      absl::string_view text, uint16_t port);
 
   bool is_ipv4() const;
   bool is_unspecified() const;

@@ -1,5 +1,7 @@
 #include "common/socket_address.h"
 
+#include "absl/strings/str_cat.h"
+
 #include <gtest/gtest.h>
 
 namespace peerrelay {
@@ -64,4 +66,19 @@ TEST(SocketAddressTest, FromSockaddrRejectsShortAndOtherFamilies) {
 }
 
 }  // namespace
+TEST(SocketAddressTest, ParseWithDefaultPortTakesBareHosts) {
+  EXPECT_EQ(SocketAddress::ParseWithDefaultPort("1.2.3.4:5", 9)->ToString(), "1.2.3.4:5");
+  EXPECT_EQ(SocketAddress::ParseWithDefaultPort("1.2.3.4", 9)->ToString(), "1.2.3.4:9");
+  EXPECT_EQ(SocketAddress::ParseWithDefaultPort("2001:db8::1", 9)->ToString(),
+            "[2001:db8::1]:9");
+  EXPECT_EQ(SocketAddress::ParseWithDefaultPort("[2001:db8::1]", 0)->ToString(),
+            "[2001:db8::1]:0");
+  EXPECT_EQ(SocketAddress::ParseWithDefaultPort("[::1]:7", 9)->ToString(), "[::1]:7");
+  for (const char* bad : {"[2001:db8::1", "300.1.1.1", "host.example", "[::1]:99999", ""}) {
+    auto a = SocketAddress::ParseWithDefaultPort(bad, 9);
+    ASSERT_FALSE(a.ok()) << bad;
+    EXPECT_EQ(a.status().message(), absl::StrCat("bad address '", bad, "'"));
+  }
+}
+
 }  // namespace peerrelay

@@ -226,8 +226,10 @@ HttpResponse Admin::HandleSessions(const HttpRequest& req) {
     filter.key_hex_prefix = std::move(lower);
   }
   if (std::optional<std::string> a = req.QueryParam("addr")) {
-    std::optional<SocketAddress> addr = ParseAddressFilter(*a);
-    if (!addr) {
+    // Without a port: any port.
+    absl::StatusOr<SocketAddress> addr =
+        SocketAddress::ParseWithDefaultPort(*a, 0);
+    if (!addr.ok()) {
       return Text(400, "addr must be IP, IP:PORT or [IPv6]:PORT\n");
     }
     filter.address = *addr;
@@ -235,18 +237,6 @@ HttpResponse Admin::HandleSessions(const HttpRequest& req) {
   return ToResponse(Sessions(limit, filter));
 }
 
-std::optional<SocketAddress> ParseAddressFilter(absl::string_view text) {
-  if (auto full = SocketAddress::Parse(text); full.ok()) return *full;
-  absl::string_view host = text;
-  if (absl::ConsumePrefix(&host, "[") && !absl::ConsumeSuffix(&host, "]")) {
-    return std::nullopt;
-  }
-  auto bare = SocketAddress::Parse(
-      host.find(':') != absl::string_view::npos ? absl::StrCat("[", host, "]:0")
-                                                : absl::StrCat(host, ":0"));
-  if (!bare.ok()) return std::nullopt;
-  return *bare;
-}
 
 HttpServerStats Admin::http_stats() const {
   return http_ ? http_->stats() : HttpServerStats{};

@@ -42,9 +42,6 @@ namespace peerrelay::control {
 // Go's time.Duration.String(): "30s", "5m0s", "1h0m0s", "1.5s", "250ms".
 std::string FormatGoDuration(int64_t ns);
 
-// A session-list address filter: "IP:PORT", "[IPv6]:PORT", or a bare IP
-// ("IP", "IPv6", "[IPv6]"), which gets port 0 (any port).
-std::optional<SocketAddress> ParseAddressFilter(absl::string_view text);
 
 struct HttpReply {
   int status = 200;

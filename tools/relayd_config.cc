@@ -179,23 +179,6 @@ std::vector<SocketAddress> HostAddresses(uint16_t port) {
   return out;
 }
 
-// "ip:port", "[ip6]:port", or a bare "ip" / "ip6" / "[ip6]" that takes the
-// relay port.
-absl::StatusOr<SocketAddress> ParseHostMaybePort(const std::string& s,
-                                                 uint16_t port) {
-  auto full = SocketAddress::Parse(s);
-  if (full.ok()) return full;
-  absl::string_view host = s;
-  if (absl::ConsumePrefix(&host, "[") && !absl::ConsumeSuffix(&host, "]")) {
-    return Fail(absl::StrCat("bad address '", s, "'"));
-  }
-  std::string with = host.find(':') != absl::string_view::npos
-                         ? absl::StrCat("[", host, "]:", port)
-                         : absl::StrCat(host, ":", port);
-  auto bare = SocketAddress::Parse(with);
-  if (!bare.ok()) return Fail(absl::StrCat("bad address '", s, "'"));
-  return bare;
-}
 
 
 }  // namespace
@@ -228,7 +211,7 @@ absl::StatusOr<AdvertiseSpec> ParseAdvertise(const std::string& s) {
   if (auto full = SocketAddress::Parse(s); full.ok()) {
     return AdvertiseSpec{*full, true};
   }
-  absl::StatusOr<SocketAddress> bare = ParseHostMaybePort(s, 0);
+  absl::StatusOr<SocketAddress> bare = SocketAddress::ParseWithDefaultPort(s, 0);
   if (!bare.ok()) return bare.status();
   return AdvertiseSpec{*bare, false};
 }
@@ -285,7 +268,7 @@ absl::StatusOr<RelaydConfig> ParseConfig(bool read_only) {
   if (c.alloc_rate_total <= 0 || c.alloc_burst_total < 1) {
     return Fail("--alloc_rate_total must be > 0 and --alloc_burst_total >= 1");
   }
-  auto listen = ParseHostMaybePort(absl::GetFlag(FLAGS_listen), c.port);
+  auto listen = SocketAddress::ParseWithDefaultPort(absl::GetFlag(FLAGS_listen), c.port);
   if (!listen.ok()) {
     return Fail(absl::StrCat("--listen: ", listen.status().message()));
   }
