@@ -18,6 +18,12 @@ int64_t MonotonicNowNs() {
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
+int64_t RealtimeNowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
 const Clock* Clock::Monotonic() {
   static const MonotonicClock* const kClock = new MonotonicClock();
   return kClock;

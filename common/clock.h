@@ -14,6 +14,8 @@ namespace peerrelay {
 
 // CLOCK_MONOTONIC in nanoseconds.
 int64_t MonotonicNowNs();
+// CLOCK_REALTIME in nanoseconds (capture timestamps, not intervals).
+int64_t RealtimeNowNs();
 
 class Clock {
  public:

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "absl/status/status.h"
+#include "common/clock.h"
 #include "common/udp_options.h"
 
 namespace peerrelay {
@@ -35,6 +36,7 @@ UdpSocket& UdpSocket::operator=(UdpSocket&& o) noexcept {
     if (fd_ >= 0) close(fd_);
     fd_ = o.fd_;
     local_ = o.local_;
+    capture_ = o.capture_;
     o.fd_ = -1;
   }
   return *this;
@@ -47,8 +49,13 @@ UdpSocket::~UdpSocket() {
 bool UdpSocket::SendTo(const Bytes& d, const SocketAddress& to) {
   sockaddr_storage ss;
   socklen_t len = to.ToSockaddr(&ss, !local_.is_ipv4());
-  return sendto(fd_, d.data(), d.size(), 0, reinterpret_cast<sockaddr*>(&ss),
-                len) == ssize_t(d.size());
+  const bool ok = sendto(fd_, d.data(), d.size(), 0,
+                         reinterpret_cast<sockaddr*>(&ss),
+                         len) == ssize_t(d.size());
+  if (ok && capture_ != nullptr) {
+    capture_->Write(RealtimeNowNs(), local_, to, d.data(), d.size());
+  }
+  return ok;
 }
 
 bool UdpSocket::SendGso(const std::vector<Bytes>& ds, const SocketAddress& to) {
@@ -65,7 +72,12 @@ bool UdpSocket::SendGso(const std::vector<Bytes>& ds, const SocketAddress& to) {
   m.msg_iovlen = iov.size();
   alignas(cmsghdr) uint8_t control[kUdpSegmentSpace];
   if (ds.size() > 1) SetUdpSegment(&m, control, uint16_t(ds[0].size()));
-  return sendmsg(fd_, &m, 0) >= 0;
+  const bool ok = sendmsg(fd_, &m, 0) >= 0;
+  if (ok && capture_ != nullptr) {
+    const int64_t now = RealtimeNowNs();
+    for (const Bytes& d : ds) capture_->Write(now, local_, to, d.data(), d.size());
+  }
+  return ok;
 }
 
 std::optional<std::pair<Bytes, SocketAddress>> UdpSocket::Recv(
@@ -81,6 +93,9 @@ std::optional<std::pair<Bytes, SocketAddress>> UdpSocket::Recv(
   buf.resize(size_t(n));
   auto from = SocketAddress::FromSockaddr(&ss, len);
   if (!from) return std::nullopt;
+  if (capture_ != nullptr) {
+    capture_->Write(RealtimeNowNs(), *from, local_, buf.data(), buf.size());
+  }
   return std::make_pair(std::move(buf), *from);
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/pcap_file.h"
 #include "common/socket_address.h"
 
 namespace peerrelay {
@@ -19,13 +20,17 @@ class UdpSocket {
  public:
   // Binds to `bind` (port 0: any free port).
   static absl::StatusOr<UdpSocket> Open(const SocketAddress& bind);
-  UdpSocket(UdpSocket&& o) noexcept : fd_(o.fd_), local_(o.local_) {
+  UdpSocket(UdpSocket&& o) noexcept
+      : fd_(o.fd_), local_(o.local_), capture_(o.capture_) {
     o.fd_ = -1;
   }
   UdpSocket& operator=(UdpSocket&& o) noexcept;
   ~UdpSocket();
 
   const SocketAddress& local() const { return local_; }
+  // Every datagram this socket sends or receives from now on is also
+  // written to `w` (null: none); `w` must outlive the socket's use.
+  void set_capture(PcapWriter* w) { capture_ = w; }
   int fd() const { return fd_; }
   bool SendTo(const Bytes& d, const SocketAddress& to);
   // One send of equal-size datagrams (last may be shorter) with UDP GSO.
@@ -37,6 +42,7 @@ class UdpSocket {
   UdpSocket(int fd, SocketAddress local) : fd_(fd), local_(local) {}
   int fd_ = -1;
   SocketAddress local_;
+  PcapWriter* capture_ = nullptr;
 };
 
 }  // namespace peerrelay

@@ -71,6 +71,8 @@ absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(relay::Server* server,
     r->sockets_.push_back(*s);
   }
 
+  r->capture_ = Capture{.writer = options.capture, .bound = bind};
+  const Capture* capture = options.capture != nullptr ? &r->capture_ : nullptr;
   r->worker_counters_ = std::make_unique<relay::Counters[]>(workers);
   r->queue_ = std::make_unique<SlowPathQueue>(options.slow_path_queue,
                                               options.waiting_data_queue);
@@ -84,10 +86,12 @@ absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(relay::Server* server,
                          options.handshake_burst_per_source,
                          options.handshake_rate_total / workers,
                          std::max(1.0, options.handshake_burst_total / workers))));
+    r->paths_.back()->set_capture(capture);
   }
   r->slow_ = std::make_unique<SlowPathWorker>(server, r->queue_.get(),
                                               &r->slow_counters_,
-                                              options.clock);
+                                              options.clock,
+                                              /*start_thread=*/true, capture);
 
   r->StartThreads(workers);
   return r;

@@ -19,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "common/clock.h"
 #include "common/socket_address.h"
+#include "engine/capture.h"
 #include "engine/gso_batcher.h"
 #include "engine/slow_path_queue.h"
 #include "engine/slow_path_worker.h"
@@ -63,6 +64,9 @@ struct RelayOptions {
   // Where the workers, the slow path and the expiry sweep read the time
   // (once per batch); must outlive the relay.
   const Clock* clock = Clock::Monotonic();
+  // Opt-in recording of every datagram received and sent (capture.h);
+  // null: off. Must outlive the relay.
+  PcapWriter* capture = nullptr;
 };
 
 class Relay {
@@ -113,6 +117,7 @@ class Relay {
   std::unique_ptr<SlowPathQueue> queue_;
   std::vector<std::unique_ptr<GsoBatcher>> writers_;
   std::vector<std::unique_ptr<WorkerPath>> paths_;
+  Capture capture_;
   std::unique_ptr<SlowPathWorker> slow_;
   std::atomic<bool> stop_{false};
   std::vector<std::thread> threads_;

@@ -6,8 +6,12 @@ namespace peerrelay::engine {
 
 SlowPathWorker::SlowPathWorker(relay::Server* server, SlowPathQueue* queue,
                                relay::Counters* counters, const Clock* clock,
-                               bool start_thread)
-    : server_(server), queue_(queue), counters_(counters), clock_(clock) {
+                               bool start_thread, const Capture* capture)
+    : server_(server),
+      queue_(queue),
+      counters_(counters),
+      clock_(clock),
+      capture_(capture) {
   if (start_thread) thread_ = std::thread([this] { Run(); });
 }
 
@@ -51,6 +55,9 @@ void SlowPathWorker::HandleControl(const QueueItem& item) {
   if (!item.writer->SendNow(reply.bytes.data(), reply.len, reply.destination,
                             item.local)) {
     counters_->send_failed.Add();
+  } else if (capture_ != nullptr) {
+    capture_->Sent(reply.bytes.data(), reply.len, 0, reply.destination,
+                   item.local);
   }
 }
 
@@ -68,6 +75,8 @@ void SlowPathWorker::HandleWaitingData(const QueueItem& item) {
   if (!item.writer->SendNow(item.bytes, item.len, v.destination,
                             LocalAddress{})) {
     counters_->send_failed.Add();
+  } else if (capture_ != nullptr) {
+    capture_->Sent(item.bytes, item.len, 0, v.destination, item.local);
   }
 }
 

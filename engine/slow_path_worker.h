@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "engine/capture.h"
 #include "engine/slow_path_queue.h"
 #include "relay/counters.h"
 #include "relay/server.h"
@@ -21,9 +22,10 @@ class SlowPathWorker {
  public:
   // Counts outcomes in `counters` (written by this thread only). Without
   // `start_thread`, nothing runs until HandleOne() is called (tests).
+  // What it sends is recorded to `capture` when set.
   SlowPathWorker(relay::Server* server, SlowPathQueue* queue,
                  relay::Counters* counters, const Clock* clock,
-                 bool start_thread = true);
+                 bool start_thread = true, const Capture* capture = nullptr);
   ~SlowPathWorker();
   // Closes the queue and joins the thread. Idempotent.
   void Stop();
@@ -42,6 +44,7 @@ class SlowPathWorker {
   SlowPathQueue* queue_;
   relay::Counters* counters_;
   const Clock* clock_;
+  const Capture* capture_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -21,6 +21,7 @@ void WorkerPath::OnReceive(const uint8_t* data, size_t len, const RxMeta& meta,
                            const SocketAddress& from, int64_t now_ns) {
   if (meta.kernel_drops) counters_->kernel_drops.Set(*meta.kernel_drops);
   const size_t seg = meta.gro_size;
+  if (capture_ != nullptr) capture_->Received(data, len, seg, from, meta.local);
   if (seg == 0 || len <= seg) {
     OnDatagram(data, len, meta, from, now_ns);
     return;
@@ -60,7 +61,7 @@ void WorkerPath::OnReceive(const uint8_t* data, size_t len, const RxMeta& meta,
     relay::Verdict v =
         server_->Classify(head, head_len, count, bytes, from, now_ns);
     if (v.kind == relay::Verdict::kForward) {
-      Forward(data + off, seg, bytes, count, from, v.destination);
+      Forward(data + off, seg, bytes, count, from, v.destination, meta);
     } else if (!pending_.empty() && MayWait(v.reason) &&
                pending_.contains(from)) {
       // Each segment waits (or not) on its own, in order.
@@ -77,8 +78,11 @@ void WorkerPath::OnReceive(const uint8_t* data, size_t len, const RxMeta& meta,
 
 void WorkerPath::Forward(const uint8_t* p, size_t seg, size_t total,
                          uint32_t count, const SocketAddress& from,
-                         const SocketAddress& dest) {
+                         const SocketAddress& dest, const RxMeta& meta) {
   counters_->Relayed(!from.is_ipv4(), !dest.is_ipv4(), count, total);
+  if (capture_ != nullptr) {
+    capture_->Sent(p, total, count == 1 ? 0 : seg, dest, meta.local);
+  }
   if (count == 1) {
     writer_->Add(p, total, dest, counters_);
   } else {
@@ -93,7 +97,7 @@ void WorkerPath::OnDatagram(const uint8_t* data, size_t len,
   counters_->received_bytes.Add(len);
   relay::Verdict v = server_->Classify(data, len, 1, len, from, now_ns);
   if (v.kind == relay::Verdict::kForward) {
-    Forward(data, len, len, 1, from, v.destination);
+    Forward(data, len, len, 1, from, v.destination, meta);
   } else if (v.kind == relay::Verdict::kSlowPath) {
     OnControl(data, len, meta, from, now_ns);
   } else if (!pending_.empty() && MayWait(v.reason)) {
@@ -154,7 +158,7 @@ void WorkerPath::OnDropped(const uint8_t* data, size_t len,
     pending_.erase(it);
     relay::Verdict v = server_->Classify(data, len, 1, len, from, now_ns);
     if (v.kind == relay::Verdict::kForward) {
-      Forward(data, len, len, 1, from, v.destination);
+      Forward(data, len, len, 1, from, v.destination, meta);
     } else {
       counters_->Drop(v.reason);
     }

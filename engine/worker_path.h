@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "absl/container/flat_hash_map.h"
+#include "engine/capture.h"
 #include "common/socket_address.h"
 #include "engine/datagram.h"
 #include "engine/handshake_limiter.h"
@@ -60,6 +61,8 @@ class WorkerPath {
   WorkerPath(relay::Server* server, SlowPathQueue* slow, PacketWriter* writer,
              relay::Counters* counters, HandshakeLimiter limiter);
 
+  // Records every datagram received and forwarded to `c` (null: off).
+  void set_capture(const Capture* c) { capture_ = c; }
   // One received buffer (GRO-coalesced when meta.gro_size is set).
   void OnReceive(const uint8_t* data, size_t len, const RxMeta& meta,
                  const SocketAddress& from, int64_t now_ns);
@@ -77,7 +80,8 @@ class WorkerPath {
   // Counts `count` datagrams (`total` bytes at `p`, cut every `seg`) from
   // `from` as relayed and hands them to the writer for `dest`.
   void Forward(const uint8_t* p, size_t seg, size_t total, uint32_t count,
-               const SocketAddress& from, const SocketAddress& dest);
+               const SocketAddress& from, const SocketAddress& dest,
+               const RxMeta& meta);
   void OnDatagram(const uint8_t* data, size_t len, const RxMeta& meta,
                   const SocketAddress& from, int64_t now_ns);
   void OnControl(const uint8_t* data, size_t len, const RxMeta& meta,
@@ -97,6 +101,7 @@ class WorkerPath {
   PacketWriter* writer_;
   relay::Counters* counters_;
   HandshakeLimiter limiter_;
+  const Capture* capture_ = nullptr;
   const size_t max_pending_;
   absl::flat_hash_map<SocketAddress, Pending> pending_;
 };

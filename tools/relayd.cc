@@ -24,6 +24,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "common/log.h"
+#include "common/pcap_file.h"
 #include "control/admin.h"
 #include "engine/port_guard.h"
 #include "engine/relay.h"
@@ -99,6 +100,7 @@ void LogCounters(const char* when, const engine::Relay& r,
 struct Running {
   std::optional<engine::PortGuard> port_guard;  // one relayd per UDP port
   std::unique_ptr<relay::Server> server;
+  std::unique_ptr<PcapWriter> capture;  // --capture_file; outlives relay
   std::unique_ptr<engine::Relay> relay;
   std::unique_ptr<control::Admin> admin;  // null with --admin_listen=off
 };
@@ -147,11 +149,21 @@ absl::StatusOr<Running> StartServing(const RelaydConfig& c,
   if (!server.ok()) return server.status();
   r.server = std::move(*server);
   r.server->SetAllocateAllowlist(c.allowlist);
+  if (!c.capture_file.empty()) {
+    auto w = PcapWriter::Open(c.capture_file, {.max_bytes = c.capture_max_bytes});
+    if (!w.ok()) return w.status();
+    r.capture = std::move(*w);
+    PEERRELAY_LOG(kWarning, "capturing every datagram to ", c.capture_file,
+                  " (at most ", c.capture_max_bytes,
+                  " bytes): the file holds client addresses and traffic, "
+                  "and capturing slows the relay; delete it when done");
+  }
   auto relay = engine::Relay::Start(r.server.get(),
                                     {.bind = c.listen,
                                      .workers = c.workers,
                                      .engine = c.engine,
-                                     .pin_cpus = c.pin_cpus});
+                                     .pin_cpus = c.pin_cpus,
+                                     .capture = r.capture.get()});
   if (!relay.ok()) return relay.status();
   r.relay = std::move(*relay);
   if (!r.port_guard) {
@@ -316,6 +328,7 @@ void Serve(const RelaydConfig& c, Running& r, const sigset_t& sigs,
   sd_notify(0, "READY=1");
   std::optional<absl::Time> drain_deadline;
   absl::Time next_drain_note;
+  bool capture_full_noted = false;
   while (true) {
     timespec ts{0, 200'000'000};
     const int sig = sigtimedwait(&sigs, nullptr, &ts);
@@ -326,6 +339,15 @@ void Serve(const RelaydConfig& c, Running& r, const sigset_t& sigs,
     if (sig == SIGHUP) reloader.Start();
     reloader.Poll(r);
     const absl::Time now = absl::Now();
+    if (r.capture != nullptr) {
+      r.capture->Flush();  // readable while relayd runs, ~5 times a second
+      if (r.capture->dropped() > 0 && !capture_full_noted) {
+        capture_full_noted = true;
+        PEERRELAY_LOG(kNotice, "capture ", c.capture_file, " reached ",
+                      r.capture->bytes(),
+                      " bytes (--capture_max_bytes): no longer recording");
+      }
+    }
     if (sig == SIGUSR1 && !drain_deadline) {
       drain_deadline = now + c.drain_timeout;
       next_drain_note = now + absl::Seconds(10);
@@ -438,6 +460,16 @@ int Main(int argc, char** argv) {
   running->server->Close();
   running->relay->Stop();
   LogCounters("final", *running->relay, *running->server);
+  if (running->capture != nullptr) {
+    running->capture->Flush();
+    PEERRELAY_LOG(kInfo, "capture ", config->capture_file, ": ",
+                  running->capture->packets(), " datagrams, ",
+                  running->capture->bytes(), " bytes",
+                  running->capture->dropped() > 0
+                      ? absl::StrCat(", ", running->capture->dropped(),
+                                     " not recorded (--capture_max_bytes)")
+                      : "");
+  }
   return 0;
 }
 

@@ -77,6 +77,13 @@ ABSL_FLAG(std::string, metrics_listen, "off",
 ABSL_FLAG(std::string, log_level, "info",
           "error, warning, notice, info or debug; reloaded on SIGHUP from "
           "the --flagfile");
+ABSL_FLAG(std::string, capture_file, "",
+          "record every datagram relayd receives and sends to this pcap file "
+          "(off when empty). The file holds client addresses and traffic: "
+          "use it to diagnose or to record a capture for tools/pcap_replay, "
+          "then delete it");
+ABSL_FLAG(uint64_t, capture_max_bytes, 100ull << 20,
+          "stop recording once --capture_file reaches this size");
 ABSL_FLAG(double, alloc_rate, 5, "HTTP allocations per second per caller");
 ABSL_FLAG(double, alloc_burst, 20, "HTTP allocation burst per caller");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Minutes(5),
@@ -221,6 +228,11 @@ absl::StatusOr<AdvertiseSpec> ParseAdvertise(const std::string& s) {
 absl::StatusOr<RelaydConfig> ParseConfig(bool read_only) {
   RelaydConfig c;
   c.key_file = absl::GetFlag(FLAGS_key_file);
+  c.capture_file = absl::GetFlag(FLAGS_capture_file);
+  c.capture_max_bytes = absl::GetFlag(FLAGS_capture_max_bytes);
+  if (!c.capture_file.empty() && c.capture_max_bytes < 4096) {
+    return Fail("--capture_max_bytes must be at least 4096");
+  }
   std::string warning;
   absl::StatusOr<disco::KeyPair> kp = disco::KeyPair::Generate();
   if (!c.key_file.empty()) {
@@ -346,6 +358,11 @@ int PrintCheck(const RelaydConfig& c) {
                                              ": clients elsewhere cannot "
                                              "reach it)")
                                     .c_str());
+  }
+  if (!c.capture_file.empty()) {
+    std::printf("capture: every datagram to %s, at most %lu bytes (holds "
+                "client addresses)\n",
+                c.capture_file.c_str(), c.capture_max_bytes);
   }
   return 0;
 }

@@ -51,6 +51,9 @@ struct RelaydConfig {
   log::Level log_level = log::Level::kInfo;
   double alloc_rate = 0, alloc_burst = 0;
   absl::Duration stats_interval, run_for, drain_timeout;
+  // Opt-in recording of the relay's traffic (empty: off).
+  std::string capture_file;
+  uint64_t capture_max_bytes = 0;
 };
 
 // Reads and checks every flag except --print_public_key and --check_config.

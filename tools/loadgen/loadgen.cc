@@ -13,6 +13,7 @@
 #include <httplib.h>
 
 #include <cstdio>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -22,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "common/pcap_file.h"
 #include "common/small_file.h"
 #include "disco/key_file.h"
 #include "tools/cli.h"
@@ -75,6 +77,14 @@ ABSL_FLAG(int, cpu, -1, "pin the generator to this CPU (-1: not pinned)");
 ABSL_FLAG(int, relay_cpu, -1, "the relay's CPU on this host, for its busy share (-1: unknown)");
 ABSL_FLAG(std::string, json, "", "write the results as JSON to this file ('-': stdout)");
 ABSL_FLAG(bool, quiet, false, "no progress lines");
+ABSL_FLAG(std::string, pcap_out, "",
+          "record every datagram sent and received (setup and traffic) to this "
+          "pcap file (Ethernet + IP/UDP framing, ns timestamps); needs --rx=headers");
+ABSL_FLAG(uint64_t, pcap_max_bytes, 256ull << 20,
+          "stop recording once the capture reaches this size");
+ABSL_FLAG(int, rebinds, 0,
+          "after binding, re-bind every pair this many times with new "
+          "generations (current profile only; churn)");
 
 namespace peerrelay::loadgen {
 namespace {
@@ -180,6 +190,22 @@ int Main(int argc, char** argv) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
+  so.rebinds = absl::GetFlag(FLAGS_rebinds);
+  if (so.rebinds < 0 || so.rebinds > 1000) return Fail("--rebinds must be 0..1000", 2);
+  if (so.rebinds > 0 && so.dialect != disco::Dialect::kCurrent) {
+    return Fail("--rebinds needs --profile=current (the seed dialect ignores "
+                "handshakes on a bound side)", 2);
+  }
+  std::unique_ptr<PcapWriter> capture;
+  if (const std::string pcap = absl::GetFlag(FLAGS_pcap_out); !pcap.empty()) {
+    if (to.count_only) return Fail("--pcap_out needs --rx=headers", 2);
+    auto w = PcapWriter::Open(
+        pcap, {.max_bytes = absl::GetFlag(FLAGS_pcap_max_bytes)});
+    if (!w.ok()) return Fail(std::string(w.status().message()), 2);
+    capture = std::move(*w);
+    so.capture = capture.get();
+    to.capture = capture.get();
+  }
   so.reference = absl::GetFlag(FLAGS_reference);
   so.turn = absl::GetFlag(FLAGS_turn);
   to.turn = so.turn;
@@ -216,7 +242,18 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "loadgen: setup failed: %s\n", f.c_str());
   }
   if (setup->pairs.empty()) return Fail("no pair could be set up");
+  to.capture_peer = so.relay;
   TrafficResult r = RunTraffic(*setup, so.relay, to, progress);
+  if (capture != nullptr) {
+    capture->Flush();
+    std::fprintf(stderr, "loadgen: recorded %lu datagrams (%lu bytes) to %s%s\n",
+                 capture->packets(), capture->bytes(),
+                 absl::GetFlag(FLAGS_pcap_out).c_str(),
+                 capture->dropped() > 0
+                     ? absl::StrCat("; ", capture->dropped(),
+                                    " not recorded (--pcap_max_bytes)").c_str()
+                     : "");
+  }
 
   const double loss = r.sent > 0 ? 100.0 * double(r.lost) / double(r.sent) : 0;
   std::printf(

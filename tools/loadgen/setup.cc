@@ -209,6 +209,17 @@ absl::Status SetUpPair(const SetupOptions& o, int p, int nsock,
             Probe(sb, sa, b, uint32_t(p), o.relay) &&
             Probe(sa, sb, a, uint32_t(p), o.relay);
   }
+  for (int r = 1; r <= o.rebinds && bound && !o.reference; ++r) {
+    const uint32_t generation = uint32_t(o.rounds + r);
+    if (!(Handshake(sa, a, o.relay, generation) &&
+          Handshake(sb, b, o.relay, generation) &&
+          Probe(sb, sa, b, uint32_t(p), o.relay) &&
+          Probe(sa, sb, a, uint32_t(p), o.relay))) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "VNI ", *vni, ": re-bind ", r, " (generation ", generation,
+          ") did not relay"));
+    }
+  }
   if (!bound) {
     return absl::FailedPreconditionError(
         absl::StrCat("VNI ", *vni, ": not bound after ",
@@ -238,6 +249,7 @@ absl::StatusOr<Setup> SetUp(const SetupOptions& o, std::FILE* progress) {
                           absl::StrCat("socket ", i, ": ", s.status().message()));
     }
     EnableGro(s->fd());
+    s->set_capture(o.capture);
     out.sockets.push_back(std::move(*s));
   }
   // Threads take pairs p = t, t + T, ...; with a socket per client no two

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/pcap_file.h"
 #include "common/socket_address.h"
 #include "common/udp_socket.h"
 #include "disco/key.h"
@@ -46,6 +47,12 @@ struct SetupOptions {
   // two create permissions and bind channel 0x4000 to each other's relayed
   // address, and data goes as ChannelData. A socket per client.
   bool turn = false;
+  // Every socket records what it sends and receives here (null: nothing).
+  PcapWriter* capture = nullptr;
+  // After a pair is bound: this many more handshake rounds on each side,
+  // each with a new generation, the pair probed after each (current
+  // dialect: re-binding a bound side is allowed; churn for soak tests).
+  int rebinds = 0;
 };
 
 struct Pair {

@@ -103,6 +103,16 @@ class Receiver {
   void OnMessage(int sock, const uint8_t* p, size_t len, size_t seg,
                  int64_t now) {
     if (seg == 0) seg = len;
+    if (o_.capture != nullptr) {
+      // Each segment as the datagram the relay sent (the sockets are
+      // connected to it: nothing else arrives).
+      const int64_t wall = RealtimeNowNs();
+      for (size_t off = 0; off < len; off += seg) {
+        o_.capture->Write(wall, o_.capture_peer,
+                          setup_.sockets[size_t(sock)].local(), p + off,
+                          std::min(seg, len - off));
+      }
+    }
     if (o_.count_only) {
       OnCounted(sock, p, len, seg, now);
       return;
@@ -387,8 +397,15 @@ TrafficResult RunTraffic(Setup& setup, const SocketAddress& relay,
           WriteHeader(at, d);  // the fill was written once, below
         }
       }
-      const int fd = setup.sockets[size_t(pair.sock[f.dir])].fd();
-      const int sent = SendBurst(fd, buf.get(), o.size, int(due), o.gso);
+      const UdpSocket& sock = setup.sockets[size_t(pair.sock[f.dir])];
+      const int sent = SendBurst(sock.fd(), buf.get(), o.size, int(due), o.gso);
+      if (sent > 0 && o.capture != nullptr) {
+        const int64_t wall = RealtimeNowNs();
+        for (int i = 0; i < sent; ++i) {
+          o.capture->Write(wall, sock.local(), relay,
+                           buf.get() + o.size * size_t(i), o.size);
+        }
+      }
       if (sent > 0) {
         f.next_seq += uint64_t(sent);
         r.sent += uint64_t(sent);
@@ -405,7 +422,11 @@ TrafficResult RunTraffic(Setup& setup, const SocketAddress& relay,
         UdpSocket& s = forgers[r.forged % forgers.size()];
         sockaddr_storage ss;
         const socklen_t sl = relay.ToSockaddr(&ss);
-        sendto(s.fd(), forged, n, 0, reinterpret_cast<sockaddr*>(&ss), sl);
+        if (sendto(s.fd(), forged, n, 0, reinterpret_cast<sockaddr*>(&ss),
+                   sl) > 0 &&
+            o.capture != nullptr) {
+          o.capture->Write(RealtimeNowNs(), s.local(), relay, forged, n);
+        }
         ++r.forged;
       }
     }

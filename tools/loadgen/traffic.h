@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/pcap_file.h"
 #include "tools/loadgen/setup.h"
 
 namespace peerrelay::loadgen {
@@ -40,6 +41,12 @@ struct TrafficOptions {
   // many per second from `forge_sockets` source ports.
   double forge_rate = 0;
   int forge_sockets = 256;
+  // Every datagram sent and received is also written here (null: not
+  // recorded); what arrives is recorded as coming from `capture_peer`
+  // (the relay: the sockets are connected to it). Needs full receives
+  // (count_only false).
+  PcapWriter* capture = nullptr;
+  SocketAddress capture_peer;
 };
 
 struct TrafficResult {
