@@ -37,6 +37,7 @@ UdpSocket& UdpSocket::operator=(UdpSocket&& o) noexcept {
     fd_ = o.fd_;
     local_ = o.local_;
     capture_ = o.capture_;
+    sent_ = o.sent_;
     o.fd_ = -1;
   }
   return *this;
@@ -52,6 +53,7 @@ bool UdpSocket::SendTo(const Bytes& d, const SocketAddress& to) {
   const bool ok = sendto(fd_, d.data(), d.size(), 0,
                          reinterpret_cast<sockaddr*>(&ss),
                          len) == ssize_t(d.size());
+  if (ok) ++sent_;
   if (ok && capture_ != nullptr) {
     capture_->Write(RealtimeNowNs(), local_, to, d.data(), d.size());
   }
@@ -73,6 +75,7 @@ bool UdpSocket::SendGso(const std::vector<Bytes>& ds, const SocketAddress& to) {
   alignas(cmsghdr) uint8_t control[kUdpSegmentSpace];
   if (ds.size() > 1) SetUdpSegment(&m, control, uint16_t(ds[0].size()));
   const bool ok = sendmsg(fd_, &m, 0) >= 0;
+  if (ok) sent_ += ds.size();
   if (ok && capture_ != nullptr) {
     const int64_t now = RealtimeNowNs();
     for (const Bytes& d : ds) capture_->Write(now, local_, to, d.data(), d.size());

@@ -21,7 +21,7 @@ class UdpSocket {
   // Binds to `bind` (port 0: any free port).
   static absl::StatusOr<UdpSocket> Open(const SocketAddress& bind);
   UdpSocket(UdpSocket&& o) noexcept
-      : fd_(o.fd_), local_(o.local_), capture_(o.capture_) {
+      : fd_(o.fd_), local_(o.local_), capture_(o.capture_), sent_(o.sent_) {
     o.fd_ = -1;
   }
   UdpSocket& operator=(UdpSocket&& o) noexcept;
@@ -31,6 +31,8 @@ class UdpSocket {
   // Every datagram this socket sends or receives from now on is also
   // written to `w` (null: none); `w` must outlive the socket's use.
   void set_capture(PcapWriter* w) { capture_ = w; }
+  // Datagrams this socket has sent (a GSO send counts its segments).
+  uint64_t sent_datagrams() const { return sent_; }
   int fd() const { return fd_; }
   bool SendTo(const Bytes& d, const SocketAddress& to);
   // One send of equal-size datagrams (last may be shorter) with UDP GSO.
@@ -43,6 +45,7 @@ class UdpSocket {
   int fd_ = -1;
   SocketAddress local_;
   PcapWriter* capture_ = nullptr;
+  uint64_t sent_ = 0;
 };
 
 }  // namespace peerrelay

@@ -10,7 +10,6 @@
 // It sends only to the relay address given.
 #include <sys/resource.h>
 
-#include <httplib.h>
 
 #include <cstdio>
 #include <memory>
@@ -21,11 +20,8 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "common/pcap_file.h"
-#include "common/small_file.h"
-#include "disco/key_file.h"
 #include "tools/cli.h"
 #include "tools/loadgen/setup.h"
 #include "tools/loadgen/traffic.h"
@@ -92,26 +88,6 @@ namespace {
 int Fail(const std::string& msg, int code = 1) {
   std::fprintf(stderr, "loadgen: %s\n", msg.c_str());
   return code;
-}
-
-absl::StatusOr<std::string> ReadToken(const std::string& path) {
-  if (path.empty()) return absl::InvalidArgumentError("HTTP allocation needs --token_file");
-  absl::StatusOr<std::string> t = ReadSmallFile(path, 4096);
-  if (!t.ok()) return t.status();
-  return std::string(absl::StripAsciiWhitespace(absl::string_view(*t).substr(0, t->find('\n'))));
-}
-
-// The server key from the admin API (the session list names it).
-absl::StatusOr<disco::DiscoKey> FetchServerKey(const std::string& admin,
-                                               const std::string& token) {
-  httplib::Client c(absl::StrCat("http://", admin));
-  c.set_connection_timeout(3, 0);
-  auto r = c.Get("/v0/relay/sessions?limit=0", {{"Authorization", "Bearer " + token}});
-  if (!r) return absl::UnavailableError(absl::StrCat("admin API ", admin, ": ", httplib::to_string(r.error())));
-  if (r->status != 200) return absl::UnavailableError(absl::StrCat("admin API ", admin, ": HTTP ", r->status));
-  auto j = nlohmann::json::parse(r->body, nullptr, false);
-  if (j.is_discarded() || !j.contains("ServerDisco")) return absl::UnavailableError("admin API: bad JSON");
-  return disco::DiscoKey::ParseText(j["ServerDisco"].get<std::string>());
 }
 
 std::string Us(int64_t ns) { return absl::StrCat(ns / 1000, "us"); }
@@ -213,27 +189,14 @@ int Main(int argc, char** argv) {
   if (so.turn && so.pairs > 1000) return Fail("--turn takes at most 1000 pairs", 2);
   if (so.reference || so.turn) {
     so.server_key = disco::KeyPair::Generate().public_key();  // unused
-  } else if (!absl::GetFlag(FLAGS_client_key_file).empty()) {
-    auto kp = disco::LoadKeyFile(absl::GetFlag(FLAGS_client_key_file));
-    if (!kp.ok()) return Fail(std::string(kp.status().message()), 2);
-    so.udp_key = *kp;
-    auto sk = disco::DiscoKey::ParseText(absl::GetFlag(FLAGS_server_key));
-    if (!sk.ok()) return Fail("UDP allocation needs --server_key=discokey:...", 2);
-    so.server_key = *sk;
   } else {
-    auto token = ReadToken(absl::GetFlag(FLAGS_token_file));
-    if (!token.ok()) return Fail(std::string(token.status().message()), 2);
-    so.admin = absl::GetFlag(FLAGS_admin);
-    so.token = *token;
-    if (!absl::GetFlag(FLAGS_server_key).empty()) {
-      auto sk = disco::DiscoKey::ParseText(absl::GetFlag(FLAGS_server_key));
-      if (!sk.ok()) return Fail(std::string(sk.status().message()), 2);
-      so.server_key = *sk;
-    } else {
-      auto sk = FetchServerKey(so.admin, so.token);
-      if (!sk.ok()) return Fail(std::string(sk.status().message()));
-      so.server_key = *sk;
-    }
+    absl::Status a = ConfigureAllocation(
+        {.admin = absl::GetFlag(FLAGS_admin),
+         .token_file = absl::GetFlag(FLAGS_token_file),
+         .server_key = absl::GetFlag(FLAGS_server_key),
+         .client_key_file = absl::GetFlag(FLAGS_client_key_file)},
+        &so);
+    if (!a.ok()) return Fail(std::string(a.message()), absl::IsUnavailable(a) ? 1 : 2);
   }
 
   absl::StatusOr<Setup> setup = SetUp(so, progress);
@@ -244,6 +207,8 @@ int Main(int argc, char** argv) {
   if (setup->pairs.empty()) return Fail("no pair could be set up");
   to.capture_peer = so.relay;
   TrafficResult r = RunTraffic(*setup, so.relay, to, progress);
+  uint64_t to_relay = r.sent + r.forged;
+  for (const UdpSocket& s : setup->sockets) to_relay += s.sent_datagrams();
   if (capture != nullptr) {
     capture->Flush();
     std::fprintf(stderr, "loadgen: recorded %lu datagrams (%lu bytes) to %s%s\n",
@@ -289,6 +254,9 @@ int Main(int argc, char** argv) {
         {"seconds", r.seconds},
         {"sent", r.sent},
         {"sent_bytes", r.sent_bytes},
+        // Every datagram sent to the relay: setup (allocation, handshakes,
+        // probes), traffic and forged ones (soak accounting).
+        {"datagrams_to_relay", to_relay},
         {"send_errors", r.send_errors},
         {"received", r.received},
         {"received_bytes", r.received_bytes},

@@ -12,7 +12,10 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/small_file.h"
+#include "disco/key_file.h"
 #include "common/clock.h"
 #include "geneve/geneve.h"
 #include "relay/disco_client.h"
@@ -170,6 +173,7 @@ absl::Status SetUpPair(const SetupOptions& o, int p, int nsock,
                        std::vector<UdpSocket>& sockets, httplib::Client* http,
                        Pair* out) {
   Pair pair;
+  pair.index = p;
   pair.sock[0] = (2 * p) % nsock;
   pair.sock[1] = (2 * p + 1) % nsock;
   UdpSocket& sa = sockets[size_t(pair.sock[0])];
@@ -226,6 +230,73 @@ absl::Status SetUpPair(const SetupOptions& o, int p, int nsock,
                      o.reference ? 1 : o.rounds, " rounds"));
   }
   *out = pair;
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::StatusOr<std::string> ReadToken(const std::string& path) {
+  if (path.empty()) {
+    return absl::InvalidArgumentError("HTTP allocation needs --token_file");
+  }
+  absl::StatusOr<std::string> t = ReadSmallFile(path, 4096);
+  if (!t.ok()) return absl::InvalidArgumentError(t.status().message());
+  return std::string(absl::StripAsciiWhitespace(
+      absl::string_view(*t).substr(0, t->find('\n'))));
+}
+
+// The server key from the admin API (the session list names it).
+absl::StatusOr<disco::DiscoKey> FetchServerKey(const std::string& admin,
+                                               const std::string& token) {
+  httplib::Client c(absl::StrCat("http://", admin));
+  c.set_connection_timeout(3, 0);
+  auto r = c.Get("/v0/relay/sessions?limit=0",
+                 {{"Authorization", "Bearer " + token}});
+  if (!r) {
+    return absl::UnavailableError(absl::StrCat(
+        "admin API ", admin, ": ", httplib::to_string(r.error())));
+  }
+  if (r->status != 200) {
+    return absl::UnavailableError(
+        absl::StrCat("admin API ", admin, ": HTTP ", r->status));
+  }
+  auto j = nlohmann::json::parse(r->body, nullptr, false);
+  if (j.is_discarded() || !j.contains("ServerDisco")) {
+    return absl::UnavailableError("admin API: bad JSON");
+  }
+  auto k = disco::DiscoKey::ParseText(j["ServerDisco"].get<std::string>());
+  if (!k.ok()) return absl::UnavailableError(k.status().message());
+  return k;
+}
+
+}  // namespace
+
+absl::Status ConfigureAllocation(const AllocationFlags& f, SetupOptions* so) {
+  if (!f.client_key_file.empty()) {
+    auto kp = disco::LoadKeyFile(f.client_key_file);
+    if (!kp.ok()) return absl::InvalidArgumentError(kp.status().message());
+    so->udp_key = *kp;
+    auto sk = disco::DiscoKey::ParseText(f.server_key);
+    if (!sk.ok()) {
+      return absl::InvalidArgumentError(
+          "UDP allocation needs --server_key=discokey:...");
+    }
+    so->server_key = *sk;
+    return absl::OkStatus();
+  }
+  auto token = ReadToken(f.token_file);
+  if (!token.ok()) return token.status();
+  so->admin = f.admin;
+  so->token = *token;
+  if (!f.server_key.empty()) {
+    auto sk = disco::DiscoKey::ParseText(f.server_key);
+    if (!sk.ok()) return absl::InvalidArgumentError(sk.status().message());
+    so->server_key = *sk;
+    return absl::OkStatus();
+  }
+  auto sk = FetchServerKey(so->admin, so->token);
+  if (!sk.ok()) return sk.status();
+  so->server_key = *sk;
   return absl::OkStatus();
 }
 

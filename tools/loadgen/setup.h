@@ -60,6 +60,7 @@ struct Pair {
   int sock[2] = {0, 0};  // indexes into Setup::sockets: A, B
   disco::DiscoKey key[2];  // the clients' disco keys
   uint16_t channel = 0;    // TURN mode: the ChannelData channel (else 0)
+  int index = 0;           // its place in setup order (0 .. pairs - 1)
 };
 
 struct Setup {
@@ -68,6 +69,19 @@ struct Setup {
   std::vector<std::string> failures;  // one line per pair that did not
   double seconds = 0;
 };
+
+// How pairs get their endpoints, as a command line gives it.
+struct AllocationFlags {
+  std::string admin;            // relayd's admin API, ip:port
+  std::string token_file;       // HTTP allocation: the bearer token
+  std::string server_key;       // discokey:...; HTTP: fetched when empty
+  std::string client_key_file;  // set: UDP allocation with this key
+};
+
+// Fills `so`'s allocation fields (admin, token, server_key, udp_key):
+// InvalidArgument for a bad or missing flag, Unavailable when the admin
+// API does not give the server key.
+absl::Status ConfigureAllocation(const AllocationFlags& f, SetupOptions* so);
 
 // Opens the sockets and sets up every pair, one progress line per second
 // on `progress` (null: quiet). An error only when nothing can work (no

@@ -1,0 +1,182 @@
+#include "tools/pcap/dump.h"
+
+#include <ctime>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "disco/box.h"
+#include "disco/envelope.h"
+#include "disco/message.h"
+#include "geneve/geneve.h"
+
+namespace peerrelay::pcap {
+
+std::string DiscoTypeName(uint8_t type) {
+  switch (type) {
+    case 1: return "Ping";
+    case 2: return "Pong";
+    case 3: return "CallMeMaybe";
+    case 4: return "Bind";
+    case 5: return "Challenge";
+    case 6: return "Answer";
+    case 7: return "CallMeMaybeVia";
+    case 8: return "AllocateRequest";
+    case 9: return "AllocateResponse";
+  }
+  return absl::StrCat("type ", type);
+}
+
+Dumper::Dumper(std::vector<disco::KeyPair> secrets)
+    : secrets_(std::move(secrets)) {}
+
+std::vector<uint8_t> Dumper::TryOpen(const disco::DiscoKey& sender,
+                                     const uint8_t* sealed, size_t sealed_len) {
+  if (sealed_len < disco::kBoxOverhead) return {};
+  std::vector<uint8_t> out(sealed_len - disco::kBoxOverhead);
+  auto attempt = [&](const disco::DiscoKey& peer, const disco::KeyPair& own) {
+    auto shared = disco::SharedKey::Compute(peer, own);
+    size_t n = 0;
+    disco::EnvelopeView v{sender.bytes.data(), sealed, sealed_len};
+    if (shared && disco::OpenEnvelope(*shared, v, out.data(), &n)) {
+      out.resize(n);
+      return true;
+    }
+    return false;
+  };
+  for (const disco::KeyPair& own : secrets_) {
+    if (own.public_key() != sender) {
+      // Sealed to us by `sender`.
+      if (attempt(sender, own)) return out;
+      continue;
+    }
+    // Sealed by us to someone we have seen.
+    for (const disco::DiscoKey& peer : peers_) {
+      if (attempt(peer, own)) return out;
+    }
+  }
+  return {};
+}
+
+std::string Dumper::Message(const std::vector<uint8_t>& plain) {
+  uint8_t type = 0;
+  if (!disco::PeekType(plain.data(), plain.size(), &type)) return "[empty]";
+  std::string s = absl::StrCat("[", DiscoTypeName(type));
+  if (type >= 4 && type <= 6) {
+    disco::HandshakeMessage m;
+    const disco::Dialect d = plain.size() >= disco::kMaxHandshakeSize
+                                 ? disco::Dialect::kCurrent
+                                 : disco::Dialect::kSeed;
+    if (disco::ParseHandshake(d, plain.data(), plain.size(), &m) ==
+        disco::ParseError::kOk) {
+      if (d == disco::Dialect::kCurrent) {
+        absl::StrAppend(&s, " vni ", m.vni, " gen ", m.generation, " remote ",
+                        m.remote_key.ShortString());
+      } else {
+        absl::StrAppend(&s, " (seed)");
+      }
+    }
+  } else if (type == 9) {
+    disco::AllocateResponse r;
+    if (disco::ParseAllocateResponse(plain.data(), plain.size(), &r) ==
+        disco::ParseError::kOk) {
+      absl::StrAppend(&s, " vni ", r.vni, " gen ", r.generation);
+    }
+  }
+  absl::StrAppend(&s, " ", plain.size(), " B]");
+  return s;
+}
+
+std::string Dumper::Fields(const uint8_t* p, size_t len) {
+  geneve::Header h;
+  if (!geneve::Decode(p, len, &h)) return "";
+  const size_t opt_len = size_t(p[0] & 0x3F) * 4;
+  std::string sender, nonce, box, type, counter;
+  const uint8_t* body = p + geneve::kHeaderSize + opt_len;
+  const size_t body_len =
+      len >= geneve::kHeaderSize + opt_len ? len - geneve::kHeaderSize - opt_len : 0;
+  disco::EnvelopeView env;
+  if (h.protocol == geneve::kProtocolDisco &&
+      disco::PeekEnvelope(body, body_len, &env)) {
+    sender = disco::HexEncode(env.sender_key, disco::kKeySize);
+    nonce = disco::HexEncode(env.sealed, disco::kNonceSize);
+    box = absl::StrCat(env.sealed_len - disco::kNonceSize);
+  } else if (h.protocol == geneve::kProtocolWireGuard && body_len >= 4) {
+    type = absl::StrCat(body[0]);
+    if (body[0] == 4 && body_len >= 16) {
+      uint64_t c = 0;
+      for (int i = 7; i >= 0; --i) c = c << 8 | body[8 + i];
+      counter = absl::StrCat(c);
+    }
+  }
+  return absl::StrCat(h.vni, "\t", h.control ? 1 : 0, "\t",
+                      absl::StrFormat("0x%04x", h.protocol), "\t", sender,
+                      "\t", nonce, "\t", box, "\t", type, "\t", counter);
+}
+
+std::string Dumper::Line(int64_t ts_ns, const SocketAddress& src,
+                         const SocketAddress& dst, const uint8_t* p,
+                         size_t len) {
+  const time_t secs = time_t(ts_ns / 1'000'000'000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  std::string line = absl::StrFormat(
+      "%02d:%02d:%02d.%06d %s > %s len %d", tm.tm_hour, tm.tm_min, tm.tm_sec,
+      int(ts_ns % 1'000'000'000 / 1000), src.ToString(), dst.ToString(), len);
+  geneve::Header h;
+  if (!geneve::Decode(p, len, &h)) {
+    absl::StrAppend(&line, ": not geneve (shorter than 8 bytes)");
+    return line;
+  }
+  const size_t opt_len = size_t(p[0] & 0x3F) * 4;
+  absl::StrAppend(&line, " geneve v", h.version, h.control ? " O" : "",
+                  opt_len > 0 ? absl::StrCat(" opt ", opt_len) : "",
+                  h.protocol == geneve::kProtocolDisco       ? " disco"
+                  : h.protocol == geneve::kProtocolWireGuard ? " wireguard"
+                  : absl::StrFormat(" proto 0x%04x", h.protocol),
+                  " vni ", h.vni, ":");
+  const uint8_t* body = p + geneve::kHeaderSize + opt_len;
+  const size_t body_len =
+      len >= geneve::kHeaderSize + opt_len ? len - geneve::kHeaderSize - opt_len : 0;
+  if (h.protocol == geneve::kProtocolDisco) {
+    disco::EnvelopeView env;
+    if (!disco::PeekEnvelope(body, body_len, &env)) {
+      absl::StrAppend(&line, " not a disco envelope (", body_len, " B)");
+      return line;
+    }
+    const disco::DiscoKey sender = disco::DiscoKey::FromBytes(env.sender_key);
+    if (peer_set_.insert(sender).second) peers_.push_back(sender);
+    absl::StrAppend(&line, " disco sender ", sender.ShortString(), " nonce ",
+                    disco::HexEncode(env.sealed, 6), ".. box ",
+                    env.sealed_len - disco::kNonceSize);
+    if (!secrets_.empty()) {
+      std::vector<uint8_t> plain = TryOpen(sender, env.sealed, env.sealed_len);
+      absl::StrAppend(&line, " ", plain.empty() ? "[sealed]" : Message(plain));
+    }
+  } else if (h.protocol == geneve::kProtocolWireGuard) {
+    if (body_len < 4) {
+      absl::StrAppend(&line, " wireguard, ", body_len, " B");
+      return line;
+    }
+    static const char* const kTypes[] = {"?", "initiation", "response",
+                                         "cookie", "transport"};
+    const uint8_t t = body[0];
+    absl::StrAppend(&line, " wg ", t <= 4 ? kTypes[t] : "?", " (", t, ")");
+    if (t == 4 && body_len >= 16) {
+      uint32_t receiver = 0;
+      uint64_t counter = 0;
+      for (int i = 3; i >= 0; --i) receiver = receiver << 8 | body[4 + i];
+      for (int i = 7; i >= 0; --i) counter = counter << 8 | body[8 + i];
+      absl::StrAppend(&line, " receiver ", receiver, " counter ", counter,
+                      " data ", body_len - 16);
+    } else if ((t == 1 || t == 2 || t == 3) && body_len >= 8) {
+      uint32_t sender = 0;
+      for (int i = 3; i >= 0; --i) sender = sender << 8 | body[4 + i];
+      absl::StrAppend(&line, " sender ", sender, " ", body_len, " B");
+    }
+  } else {
+    absl::StrAppend(&line, " ", body_len, " B");
+  }
+  return line;
+}
+
+}  // namespace peerrelay::pcap
