@@ -17,6 +17,7 @@ PACKAGES=(
   iproute2 procps
   curl dpkg-dev adduser systemd
   python3 gnuplot-nox coturn
+  tshark
 )
 
 missing=()
