@@ -79,7 +79,7 @@ class SlowPathQueue {
   const size_t data_capacity_;
   const size_t slots_;
   std::unique_ptr<QueueItem[]> items_;
-  std::unique_ptr<uint8_t[]> bytes_;  // slots_ x kMaxBytes, touched lazily
+  std::unique_ptr<uint8_t[]> bytes_;  // slots_ x kMaxBytes, touched at start
   mutable std::mutex mu_;
   std::condition_variable cv_;
   size_t head_ = 0;  // this and the fields below: guarded by mu_

@@ -25,7 +25,7 @@ while IFS= read -r line; do
   name=${line#\# --}; value=${name#*=}; name=${name%%=*}
   real=$(grep -E -- "^  --$name=" "$work/help" | head -1); real=${real#*=}
   [ "$real" = '""' ] && real=""
-  case "$name" in advertise|admin_token_file|admin_read_token_file|metrics_listen) continue ;; esac
+  case "$name" in advertise|admin_token_file|admin_read_token_file|metrics_listen|capture_file) continue ;; esac
   [ "$value" = "$real" ] || fail "relayd.flags says --$name=$value, the default is '$real'"
 done < <(grep -E '^# --[a-z_]+=[^ ]*$' "$FLAGS")
 
