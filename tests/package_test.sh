@@ -34,7 +34,8 @@ done
 contents=$(dpkg-deb -c "$deb")
 for f in ./usr/bin/relayd ./usr/bin/relayctl ./lib/systemd/system/relayd.service \
          ./etc/relayd/relayd.flags ./etc/relayd/allowlist \
-         ./usr/share/relayd/grafana/relayd-dashboard.json; do
+         ./usr/share/relayd/grafana/relayd-dashboard.json \
+         ./usr/share/relayd/wireshark/peerrelay.lua; do
   grep -q " $f\$" <<< "$contents" || fail "package lacks $f"
 done
 [ "$(dpkg-deb -f "$deb" Package)" = relayd ] || fail "package name"

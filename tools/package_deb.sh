@@ -53,11 +53,9 @@ printf '# Client disco keys allowed to allocate over UDP: discokey:<hex>, one pe
 chmod 0644 "$pkg/etc/relayd/allowlist"
 install -m 0644 "$root/tools/grafana/relayd-dashboard.json" "$pkg/usr/share/relayd/grafana/"
 install -m 0644 "$root/README.md" "$pkg/usr/share/doc/relayd/README.md"
-# The Wireshark dissector ships here once it exists (tools/wireshark/).
-if [ -d "$root/tools/wireshark" ]; then
-  install -d "$pkg/usr/share/relayd/wireshark"
-  install -m 0644 "$root"/tools/wireshark/*.lua "$pkg/usr/share/relayd/wireshark/"
-fi
+# The Wireshark dissector (tools/wireshark/): tshark -X lua_script:...
+install -d "$pkg/usr/share/relayd/wireshark"
+install -m 0644 "$root"/tools/wireshark/*.lua "$pkg/usr/share/relayd/wireshark/"
 
 # Depends: what the binaries link, as dpkg-shlibdeps finds it.
 mkdir -p "$stage/src/debian"

@@ -17,6 +17,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "disco/key.h"
 #include "disco/message.h"
 #include "tools/cli.h"
 #include "tools/loadgen/setup.h"
@@ -32,6 +33,9 @@ ABSL_FLAG(std::string, server_key, "",
 ABSL_FLAG(std::string, client_key_file, "",
           "allocate over UDP (disco) with this allowlisted key instead of HTTP");
 ABSL_FLAG(std::string, profile, "current", "protocol profile: current or seed");
+ABSL_FLAG(bool, reference, false,
+          "replay against bench/reference_relay: no allocation or handshake; "
+          "session i uses VNI i + 1");
 ABSL_FLAG(double, speed, 1,
           "replay at this multiple of the captured pace; 0: as fast as possible");
 ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(),
@@ -152,7 +156,13 @@ int Main(int argc, char** argv) {
     return Fail("--profile must be current or seed", 2);
   }
   o.setup.rate = 0;
-  if (!o.hostile_all) {
+  o.setup.reference = absl::GetFlag(FLAGS_reference);
+  if (o.setup.reference) {
+    o.setup.server_key = disco::KeyPair::Generate().public_key();  // unused
+    if (o.hostile || o.hostile_all) {
+      return Fail("--hostile needs relayd (its drop counters)", 2);
+    }
+  } else if (!o.hostile_all) {
     absl::Status a = loadgen::ConfigureAllocation(
         {.admin = absl::GetFlag(FLAGS_admin),
          .token_file = absl::GetFlag(FLAGS_token_file),
