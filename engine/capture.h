@@ -39,20 +39,21 @@ struct Capture {
   // `len` bytes from `from`, cut every `seg` bytes (0: one datagram).
   void Received(const uint8_t* p, size_t len, size_t seg,
                 const SocketAddress& from, const LocalAddress& local) const {
-    const SocketAddress to = Local(local);
-    const int64_t now = RealtimeNowNs();
-    if (seg == 0) seg = len;
-    for (size_t off = 0; off < len; off += seg) {
-      writer->Write(now, from, to, p + off, std::min(seg, len - off));
-    }
+    Write(p, len, seg, from, Local(local));
   }
+  // `len` bytes to `dest`, cut every `seg` bytes (0: one datagram).
   void Sent(const uint8_t* p, size_t len, size_t seg,
             const SocketAddress& dest, const LocalAddress& local) const {
-    const SocketAddress from = Local(local);
+    Write(p, len, seg, Local(local), dest);
+  }
+
+ private:
+  void Write(const uint8_t* p, size_t len, size_t seg, const SocketAddress& src,
+             const SocketAddress& dst) const {
     const int64_t now = RealtimeNowNs();
     if (seg == 0) seg = len;
     for (size_t off = 0; off < len; off += seg) {
-      writer->Write(now, from, dest, p + off, std::min(seg, len - off));
+      writer->Write(now, src, dst, p + off, std::min(seg, len - off));
     }
   }
 };

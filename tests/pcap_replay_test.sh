@@ -18,17 +18,7 @@ fail() { echo "FAIL: $*"; tail -20 "$work"/*.log 2>/dev/null; exit 1; }
 echo tok > "$work/token"
 "$CLIENT" --key_file="$work/client.key" --print_public_key > "$work/allow"
 
-start_relayd() {  # listen, extra flags
-  local listen=$1; shift
-  "$RELAYD" --listen="$listen" --port=0 --workers=1 --admin_listen=127.0.0.1:0 \
-    --admin_token_file="$work/token" --allocate_allowlist="$work/allow" \
-    --alloc_rate=10000 --alloc_burst=10000 "$@" 2> "$work/relayd.log" &
-  pid=$!
-  for _ in $(seq 100); do grep -q "listening on" "$work/relayd.log" && break; sleep 0.05; done
-  port=$(sed -n 's/.* port \([0-9]*\) engine.*/\1/p' "$work/relayd.log" | head -1)
-  admin=$(sed -n 's/.*admin API on \([0-9.:]*\).*/\1/p' "$work/relayd.log" | head -1)
-  [ -n "$port" ] && [ -n "$admin" ] || fail "relayd did not start"
-}
+source "$(dirname "$0")/relayd_lib.sh"
 stop_relayd() { kill -TERM "$pid"; wait "$pid" || fail "relayd exit"; pid=; }
 metric() {  # sum of a metric's series
   curl -sf "http://$admin/metrics" | awk -v n="$1" 'index($1, n "{") == 1 || $1 == n {s += $2} END {print s + 0}'

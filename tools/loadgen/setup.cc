@@ -248,19 +248,9 @@ absl::StatusOr<std::string> ReadToken(const std::string& path) {
 // The server key from the admin API (the session list names it).
 absl::StatusOr<disco::DiscoKey> FetchServerKey(const std::string& admin,
                                                const std::string& token) {
-  httplib::Client c(absl::StrCat("http://", admin));
-  c.set_connection_timeout(3, 0);
-  auto r = c.Get("/v0/relay/sessions?limit=0",
-                 {{"Authorization", "Bearer " + token}});
-  if (!r) {
-    return absl::UnavailableError(absl::StrCat(
-        "admin API ", admin, ": ", httplib::to_string(r.error())));
-  }
-  if (r->status != 200) {
-    return absl::UnavailableError(
-        absl::StrCat("admin API ", admin, ": HTTP ", r->status));
-  }
-  auto j = nlohmann::json::parse(r->body, nullptr, false);
+  auto body = AdminGet(admin, token, "/v0/relay/sessions?limit=0");
+  if (!body.ok()) return body.status();
+  auto j = nlohmann::json::parse(*body, nullptr, false);
   if (j.is_discarded() || !j.contains("ServerDisco")) {
     return absl::UnavailableError("admin API: bad JSON");
   }
@@ -270,6 +260,26 @@ absl::StatusOr<disco::DiscoKey> FetchServerKey(const std::string& admin,
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> AdminGet(const std::string& admin,
+                                     const std::string& token,
+                                     const std::string& path) {
+  httplib::Client c(absl::StrCat("http://", admin));
+  c.set_connection_timeout(3, 0);
+  c.set_read_timeout(10, 0);
+  httplib::Headers h;
+  if (!token.empty()) h = {{"Authorization", "Bearer " + token}};
+  auto r = c.Get(path.c_str(), h);
+  if (!r) {
+    return absl::UnavailableError(absl::StrCat(
+        "admin API ", admin, ": ", httplib::to_string(r.error())));
+  }
+  if (r->status != 200) {
+    return absl::UnavailableError(
+        absl::StrCat("admin API ", admin, path, ": HTTP ", r->status));
+  }
+  return std::move(r->body);
+}
 
 absl::Status ConfigureAllocation(const AllocationFlags& f, SetupOptions* so) {
   if (!f.client_key_file.empty()) {

@@ -78,6 +78,12 @@ struct AllocationFlags {
   std::string client_key_file;  // set: UDP allocation with this key
 };
 
+// GET http://ADMIN/PATH with the bearer token (none when empty): the body
+// of a 200, else Unavailable naming what went wrong.
+absl::StatusOr<std::string> AdminGet(const std::string& admin,
+                                     const std::string& token,
+                                     const std::string& path);
+
 // Fills `so`'s allocation fields (admin, token, server_key, udp_key):
 // InvalidArgument for a bad or missing flag, Unavailable when the admin
 // API does not give the server key.

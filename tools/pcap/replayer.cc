@@ -1,6 +1,5 @@
 #include "tools/pcap/replayer.h"
 
-#include <httplib.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -27,23 +26,11 @@ namespace peerrelay::pcap {
 
 absl::StatusOr<uint64_t> FetchDropped(const std::string& admin,
                                       const std::string& token) {
-  httplib::Client http(absl::StrCat("http://", admin));
-  http.set_connection_timeout(3, 0);
-  http.set_read_timeout(10, 0);
-  httplib::Headers h;
-  if (!token.empty()) h = {{"Authorization", "Bearer " + token}};
-  auto r = http.Get("/metrics", h);
-  if (!r) {
-    return absl::UnavailableError(absl::StrCat(
-        "metrics from ", admin, ": ", httplib::to_string(r.error())));
-  }
-  if (r->status != 200) {
-    return absl::UnavailableError(
-        absl::StrCat("metrics from ", admin, ": HTTP ", r->status));
-  }
+  auto body = loadgen::AdminGet(admin, token, "/metrics");
+  if (!body.ok()) return body.status();
   uint64_t sum = 0;
   constexpr absl::string_view kName = "peerrelay_dropped_datagrams_total";
-  for (absl::string_view line : absl::StrSplit(r->body, '\n')) {
+  for (absl::string_view line : absl::StrSplit(*body, '\n')) {
     if (!absl::StartsWith(line, kName) || line.size() <= kName.size() ||
         (line[kName.size()] != '{' && line[kName.size()] != ' ')) {
       continue;
