@@ -3,10 +3,15 @@
 # the reference relays (bench/reference_relay.cc), measured from outside by
 # tools/loadgen, in one run, contenders interleaved round by round.
 #
-#   bash bench/compare.sh [--rounds 5] [--seconds 3] [--out DIR] [--quick | --flood]
+#   bash bench/compare.sh [--rounds 5] [--seconds 3] [--out DIR] [--quick | --flood | --engines]
+#                         [--variant NAME="RELAYD FLAGS"]...
 #
 # --quick: the two GSO rows only; --flood: relayd's 1400B-gso row with and
-# without 20 000 forged Binds/s, back to back, for the flood ratio.
+# without 20 000 forged Binds/s, back to back, for the flood ratio;
+# --engines: relayd's two engines only, in the relay-bound GSO rows and the
+# many-pairs mix (bench/engines_report.py judges them). --variant adds a
+# contender uring_NAME: relayd's io_uring engine with extra flags (one
+# tuning at a time, measured in the same interleaved run).
 #
 # The relay runs pinned to CPU 0 with one worker, loadgen to CPU 1 (--rx=count:
 # it reads one header per GRO-coalesced message, so one core outruns the
@@ -23,6 +28,7 @@ rounds=5
 seconds=3
 out="$root/bench/results"
 quick=0
+variants=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -30,6 +36,8 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --quick) quick=1; shift ;;
     --flood) flood_only=1; quick=1; shift ;;
+    --engines) engines_only=1; quick=1; shift ;;
+    --variant) variants+=("$2"); shift 2 ;;
     *) echo "compare: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -49,8 +57,14 @@ raw="$out/compare-raw.jsonl"
 
 contenders=(relayd_uring relayd_mmsg ref_mmsg ref_mmsg_gso ref_gro_gso)
 [ "${flood_only:-0}" = 1 ] && contenders=(relayd_uring relayd_mmsg)
+[ "${engines_only:-0}" = 1 ] && contenders=(relayd_uring relayd_mmsg)
+declare -A variant_flags
+for v in "${variants[@]}"; do
+  contenders+=("uring_${v%%=*}")
+  variant_flags["uring_${v%%=*}"]="${v#*=}"
+done
 # coturn, the relay users would pick instead, when Debian's coturn is here.
-if [ "${flood_only:-0}" = 1 ]; then
+if [ "${flood_only:-0}" = 1 ] || [ "${engines_only:-0}" = 1 ]; then
   :
 elif command -v turnserver > /dev/null; then
   contenders+=(coturn)
@@ -68,13 +82,17 @@ scenarios=("64B-plain|64|plain|44|1|0|0" "64B-gso|64|gso|44|1|0|0"
 [ "$quick" = 1 ] && scenarios=("64B-gso|64|gso|44|1|0|0" "1400B-gso|1400|gso|44|1|0|0")
 # --flood: only the 1400B-gso row with and without the flood, relayd only.
 [ "${flood_only:-0}" = 1 ] && scenarios=("1400B-gso|1400|gso|44|1|0|0" "1400B-gso-flood|1400|gso|44|1|0|20000")
+[ "${engines_only:-0}" = 1 ] && scenarios=("64B-gso|64|gso|44|1|0|0" "1400B-gso|1400|gso|44|1|0|0"
+  "many-pairs|200|plain|1|2000|150000|0")
 
 start_relay() {  # contender
   local log="$work/relay.log"
   case "$1" in
-    relayd_uring|relayd_mmsg)
+    relayd_uring|relayd_mmsg|uring_*)
       local engine=io_uring; [ "$1" = relayd_mmsg ] && engine=mmsg
-      taskset -c 0 "$bin/relayd" --listen=127.0.0.1 --port=0 --workers=1 --engine=$engine \
+      local extra=()
+      [ -n "${variant_flags[$1]:-}" ] && read -r -a extra <<< "${variant_flags[$1]}"
+      taskset -c 0 "$bin/relayd" --listen=127.0.0.1 --port=0 --workers=1 --engine=$engine "${extra[@]}" \
         --admin_listen=127.0.0.1:0 --admin_token_file="$work/token" --alloc_rate=100000 \
         --alloc_burst=100000 --alloc_rate_total=100000 --alloc_burst_total=100000 \
         --max_endpoints_per_caller=0 2> "$log" &
@@ -166,4 +184,8 @@ if [ "$quick" = 0 ]; then
     done
   done
 fi
-python3 "$root/bench/compare_report.py" "$raw" "$out"
+if [ "${engines_only:-0}" = 1 ]; then
+  python3 "$root/bench/engines_report.py" "$raw" "$out"
+else
+  python3 "$root/bench/compare_report.py" "$raw" "$out"
+fi

@@ -30,12 +30,30 @@ struct Param {
   EngineKind engine;
   bool ipv6;
   disco::Dialect dialect;
+  // io_uring only: 0 the defaults (send SQEs), 1 sendmmsg and no
+  // registered fds, 2 skipped send completions with at most one send SQE
+  // per batch (larger batches fall back to sendmmsg: both paths in turn).
+  int uring_variant = 0;
 };
 
+UringOptions UringFor(int variant) {
+  UringOptions o;
+  if (variant == 1) {
+    o.send_sqes = false;
+    o.register_fds = false;
+  } else if (variant == 2) {
+    o.skip_send_cqes = true;
+    o.max_sqe_sends = 1;
+  }
+  return o;
+}
+
 std::string ParamName(const ::testing::TestParamInfo<Param>& info) {
+  static const char* const kVariant[] = {"", "_sendmmsg", "_skipcqe"};
   return std::string(EngineName(info.param.engine)) +
          (info.param.ipv6 ? "_ipv6_" : "_ipv4_") +
-         std::string(disco::DialectName(info.param.dialect));
+         std::string(disco::DialectName(info.param.dialect)) +
+         kVariant[info.param.uring_variant];
 }
 
 class EngineTest : public ::testing::TestWithParam<Param> {
@@ -49,7 +67,9 @@ class EngineTest : public ::testing::TestWithParam<Param> {
                                                      : "127.0.0.1:0")
                     .value();
     auto h = RelayHarness::Start(loopback_, {.dialect = GetParam().dialect},
-                                 {.workers = 2, .engine = GetParam().engine});
+                                 {.workers = 2,
+                                  .engine = GetParam().engine,
+                                  .uring = UringFor(GetParam().uring_variant)});
     ASSERT_TRUE(h.ok()) << h.status();
     h_ = std::move(*h);
     server_ = &h_->server();
@@ -203,7 +223,9 @@ INSTANTIATE_TEST_SUITE_P(
         Param{EngineKind::kIoUring, false, disco::Dialect::kCurrent},
         Param{EngineKind::kIoUring, true, disco::Dialect::kCurrent},
         Param{EngineKind::kMmsg, false, disco::Dialect::kSeed},
-        Param{EngineKind::kIoUring, true, disco::Dialect::kSeed}),
+        Param{EngineKind::kIoUring, true, disco::Dialect::kSeed},
+        Param{EngineKind::kIoUring, false, disco::Dialect::kCurrent, 1},
+        Param{EngineKind::kIoUring, true, disco::Dialect::kCurrent, 2}),
     ParamName);
 
 // Re-binding is current-dialect only.

@@ -14,12 +14,14 @@ GsoBatcher::GsoBatcher(int fd, bool socket_ipv6, size_t max_datagrams)
     : fd_(fd),
       socket_ipv6_(socket_ipv6),
       max_datagrams_(max_datagrams),
-      entries_(max_datagrams),
-      iovs_(max_datagrams),
-      msgs_(max_datagrams),
-      names_(max_datagrams),
-      cmsgs_(max_datagrams) {
+      entries_(max_datagrams) {
   groups_.reserve(max_datagrams);
+  for (Built& b : built_) {
+    b.iovs.resize(max_datagrams);
+    b.msgs.resize(max_datagrams);
+    b.names.resize(max_datagrams);
+    b.cmsgs.resize(max_datagrams);
+  }
 }
 
 uint32_t GsoBatcher::GroupFor(const SocketAddress& dest, size_t len) {
@@ -85,15 +87,15 @@ void GsoBatcher::AddRun(const uint8_t* p, size_t seg, size_t total,
   }
 }
 
-void GsoBatcher::SendOneByOne(const Group& g, relay::Counters* c) {
-  for (size_t i = 0; i < g.count; ++i) {
-    msghdr m{};
-    sockaddr_storage ss;
-    m.msg_name = &ss;
-    m.msg_namelen = g.dest.ToSockaddr(&ss, socket_ipv6_);
-    m.msg_iov = &iovs_[g.first_iov + i];
-    m.msg_iovlen = 1;
-    if (sendmsg(fd_, &m, 0) < 0) c->send_failed.Add();
+void GsoBatcher::SendSegmentsOneByOne(int fd, const msghdr& m,
+                                      relay::Counters* c) {
+  for (size_t i = 0; i < m.msg_iovlen; ++i) {
+    msghdr one{};
+    one.msg_name = m.msg_name;
+    one.msg_namelen = m.msg_namelen;
+    one.msg_iov = &m.msg_iov[i];
+    one.msg_iovlen = 1;
+    if (sendmsg(fd, &one, 0) < 0) c->send_failed.Add();
   }
 }
 
@@ -107,28 +109,42 @@ void GsoBatcher::Flush(relay::Counters* c) {
     off += g.count;
     g.count = 0;  // refilled below as a cursor
   }
+  Built& b = built_[cur_];
   for (size_t i = 0; i < n_entries_; ++i) {
     const Entry& e = entries_[i];
     Group& g = groups_[e.group];
-    iovs_[g.first_iov + g.count++] = {const_cast<uint8_t*>(e.p), e.len};
+    b.iovs[g.first_iov + g.count++] = {const_cast<uint8_t*>(e.p), e.len};
   }
   const size_t n = groups_.size();
   for (size_t gi = 0; gi < n; ++gi) {
     const Group& g = groups_[gi];
-    mmsghdr& mm = msgs_[gi];
+    mmsghdr& mm = b.msgs[gi];
     std::memset(&mm, 0, sizeof(mm));
-    mm.msg_hdr.msg_name = &names_[gi];
-    mm.msg_hdr.msg_namelen = g.dest.ToSockaddr(&names_[gi], socket_ipv6_);
-    mm.msg_hdr.msg_iov = &iovs_[g.first_iov];
+    mm.msg_hdr.msg_name = &b.names[gi];
+    mm.msg_hdr.msg_namelen = g.dest.ToSockaddr(&b.names[gi], socket_ipv6_);
+    mm.msg_hdr.msg_iov = &b.iovs[g.first_iov];
     mm.msg_hdr.msg_iovlen = g.count;
     if (g.count > 1) {
-      SetUdpSegment(&mm.msg_hdr, cmsgs_[gi].data(),
+      SetUdpSegment(&mm.msg_hdr, b.cmsgs[gi].data(),
                     static_cast<uint16_t>(g.seg));
     }
   }
+  if (sender_ != nullptr && sender_->Submit(b.msgs.data(), n)) {
+    // Counted as sent; the sender counts what the kernel refuses.
+    for (size_t k = 0; k < n; ++k) {
+      if (groups_[k].count > 1) {
+        c->gso_sends.Add();
+        c->gso_segments.Add(groups_[k].count);
+      }
+    }
+    cur_ ^= 1;  // the sender may read this set until the flush after next
+    groups_.clear();
+    n_entries_ = 0;
+    return;
+  }
   size_t done = 0;
   while (done < n) {
-    int r = sendmmsg(fd_, &msgs_[done], static_cast<unsigned>(n - done), 0);
+    int r = sendmmsg(fd_, &b.msgs[done], static_cast<unsigned>(n - done), 0);
     if (r > 0) {
       for (size_t k = done; k < done + size_t(r); ++k) {
         if (groups_[k].count > 1) {
@@ -146,7 +162,7 @@ void GsoBatcher::Flush(relay::Counters* c) {
     const Group& g = groups_[done];
     if (g.count > 1 &&
         (errno == EINVAL || errno == EIO || errno == EMSGSIZE)) {
-      SendOneByOne(g, c);
+      SendSegmentsOneByOne(fd_, b.msgs[done].msg_hdr, c);
     } else {
       c->send_failed.Add(g.count);
     }

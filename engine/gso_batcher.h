@@ -21,6 +21,18 @@
 
 namespace peerrelay::engine {
 
+// Who sends a built batch instead of sendmmsg (the io_uring worker: send
+// SQEs that leave in the same io_uring_enter that waits for receives).
+class BatchSender {
+ public:
+  virtual ~BatchSender() = default;
+  // Takes all `n` messages (true) or none (false: the batcher sends them
+  // with sendmmsg now). Taken messages, their iovecs, names and control
+  // buffers stay untouched until the Flush after next (two alternating
+  // sets): the sender must have finished with them by then, or refuse.
+  virtual bool Submit(mmsghdr* msgs, size_t n) = 0;
+};
+
 class GsoBatcher final : public PacketWriter {
  public:
   // The kernel's limit is 128 segments on current kernels, 64 on older
@@ -50,6 +62,11 @@ class GsoBatcher final : public PacketWriter {
   bool SendNow(const uint8_t* p, size_t len, const SocketAddress& dest,
                const LocalAddress& local) override;
   size_t pending() const { return n_entries_; }
+  // Flush hands built batches to `s` first (null: always sendmmsg).
+  void set_sender(BatchSender* s) { sender_ = s; }
+  // Sends each iovec of `m` as its own datagram to m's name: the fallback
+  // when the kernel refuses a GSO send. Counts what fails.
+  static void SendSegmentsOneByOne(int fd, const msghdr& m, relay::Counters* c);
 
  private:
   struct Entry {
@@ -65,7 +82,6 @@ class GsoBatcher final : public PacketWriter {
     size_t seg = 0;       // size of the first datagram
     bool closed = false;  // a shorter datagram ended it
   };
-  void SendOneByOne(const Group& g, relay::Counters* c);
 
   int fd_;
   bool socket_ipv6_;
@@ -76,11 +92,18 @@ class GsoBatcher final : public PacketWriter {
 
   std::vector<Entry> entries_;  // in arrival order; capacity max_datagrams
   size_t n_entries_ = 0;
-  std::vector<iovec> iovs_;     // laid out group by group at flush
   std::vector<Group> groups_;
-  std::vector<mmsghdr> msgs_;
-  std::vector<sockaddr_storage> names_;
-  std::vector<std::array<uint8_t, kUdpSegmentSpace>> cmsgs_;
+  // What a flush builds, twice: a sender may still read the last set while
+  // the next flush builds the other.
+  struct Built {
+    std::vector<iovec> iovs;  // laid out group by group
+    std::vector<mmsghdr> msgs;
+    std::vector<sockaddr_storage> names;
+    std::vector<std::array<uint8_t, kUdpSegmentSpace>> cmsgs;
+  };
+  Built built_[2];
+  int cur_ = 0;
+  BatchSender* sender_ = nullptr;
 };
 
 }  // namespace peerrelay::engine

@@ -132,8 +132,10 @@ void Relay::StartThreads(int workers) {
       relay::Counters* c = &self->worker_counters_[i];
       std::unique_ptr<Worker> w;
       if (self->engine_ == EngineKind::kIoUring) {
-        auto u = MakeUringWorker(sock, path, c, self->options_.clock,
-                                 self->options_.rx_buffers);
+        auto u = MakeUringWorker(sock, path, self->writers_[i].get(), c,
+                                 self->options_.clock,
+                                 self->options_.rx_buffers,
+                                 self->options_.uring);
         if (u.ok()) {
           w = std::move(*u);
         } else {

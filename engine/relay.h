@@ -24,6 +24,7 @@
 #include "engine/slow_path_queue.h"
 #include "engine/slow_path_worker.h"
 #include "engine/socket.h"
+#include "engine/uring_worker.h"
 #include "engine/worker_path.h"
 #include "relay/counters.h"
 #include "relay/server.h"
@@ -67,6 +68,8 @@ struct RelayOptions {
   // Opt-in recording of every datagram received and sent (capture.h);
   // null: off. Must outlive the relay.
   PcapWriter* capture = nullptr;
+  // How the io_uring workers use their rings (uring_worker.h).
+  UringOptions uring;
 };
 
 class Relay {

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "engine/gso_batcher.h"
 #include "engine/socket.h"
 #include "engine/worker.h"
 #include "engine/worker_path.h"
@@ -22,9 +23,32 @@ absl::Status ProbeIoUring();
 // Must be called on the thread that will Run it (the ring is
 // SINGLE_ISSUER). Fails (with the kernel's reason) when io_uring or provided buffer rings
 // are unavailable: seccomp, kernel.io_uring_disabled, an old kernel.
+// How the io_uring worker uses the ring (each measured alone in
+// docs/performance.md, "io_uring against mmsg").
+struct UringOptions {
+  // The batch's sends as SENDMSG SQEs that leave in the same
+  // io_uring_enter that waits for the next receives (one system call per
+  // batch instead of two); false: one sendmmsg per batch.
+  bool send_sqes = true;
+  // Batches with more messages than this go out with sendmmsg (many
+  // destinations: one SQE each costs more than sendmmsg's loop).
+  size_t max_sqe_sends = 16;
+  // Successful sends post no completion (IOSQE_CQE_SKIP_SUCCESS).
+  bool skip_send_cqes = false;
+  // Register the ring's fd (no fd lookup per io_uring_enter) and the
+  // socket as a fixed file (none per SQE).
+  bool register_fds = true;
+  // NIC deployments: NAPI busy polling for this long per wait (kernel 6.9+
+  // IORING_REGISTER_NAPI); 0: off. Refused by older kernels (logged).
+  uint32_t napi_busy_poll_us = 0;
+};
+
+// `writer` is the path's writer: with send_sqes its batches are handed to
+// the ring. It must outlive the worker.
 absl::StatusOr<std::unique_ptr<Worker>> MakeUringWorker(
-    const SocketInfo& sock, WorkerPath* path, relay::Counters* counters,
-    const Clock* clock, size_t buffers = kRxBuffers);
+    const SocketInfo& sock, WorkerPath* path, GsoBatcher* writer,
+    relay::Counters* counters, const Clock* clock,
+    size_t buffers = kRxBuffers, UringOptions options = {});
 
 // One io_uring receive completion: `buf` (the provided buffer) holding
 // `res` bytes laid out for the multishot recvmsg template `tmpl` (only read;

@@ -163,7 +163,8 @@ absl::StatusOr<Running> StartServing(const RelaydConfig& c,
                                      .workers = c.workers,
                                      .engine = c.engine,
                                      .pin_cpus = c.pin_cpus,
-                                     .capture = r.capture.get()});
+                                     .capture = r.capture.get(),
+                                     .uring = c.uring});
   if (!relay.ok()) return relay.status();
   r.relay = std::move(*relay);
   if (!r.port_guard) {

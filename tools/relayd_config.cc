@@ -28,6 +28,22 @@ ABSL_FLAG(std::vector<std::string>, advertise, {},
           "the listen address when that is loopback");
 ABSL_FLAG(int, workers, 0, "worker threads (one socket each); 0 = all CPUs");
 ABSL_FLAG(std::string, engine, "auto", "packet engine: auto, io_uring, mmsg");
+ABSL_FLAG(std::string, uring_sends, "sqe",
+          "io_uring engine tuning: 'sqe' sends each batch as SENDMSG SQEs in "
+          "the io_uring_enter that waits for receives (one system call per "
+          "batch), 'sendmmsg' with one sendmmsg per batch");
+ABSL_FLAG(int, uring_max_sqe_sends, 16,
+          "io_uring engine tuning: batches with more messages than this (many "
+          "destinations) use sendmmsg");
+ABSL_FLAG(bool, uring_skip_send_cqes, false,
+          "io_uring engine tuning: successful sends post no completion "
+          "(IOSQE_CQE_SKIP_SUCCESS)");
+ABSL_FLAG(bool, uring_register_fds, true,
+          "io_uring engine tuning: register the ring fd and the socket as a "
+          "fixed file");
+ABSL_FLAG(uint32_t, napi_busy_poll_us, 0,
+          "io_uring engine on a NIC: NAPI busy-poll this many microseconds "
+          "per wait (Linux 6.9+; costs a core's idle time; 0: off)");
 ABSL_FLAG(std::string, profile, "current",
           "protocol profile: current (today's clients) or seed");
 ABSL_FLAG(absl::Duration, bind_lifetime, absl::Seconds(30),
@@ -257,6 +273,22 @@ absl::StatusOr<RelaydConfig> ParseConfig(bool read_only) {
   }
   if (!engine::ParseEngineKind(absl::GetFlag(FLAGS_engine), &c.engine)) {
     return Fail("--engine must be auto, io_uring or mmsg");
+  }
+  const std::string sends = absl::GetFlag(FLAGS_uring_sends);
+  if (sends != "sqe" && sends != "sendmmsg") {
+    return Fail("--uring_sends must be sqe or sendmmsg");
+  }
+  c.uring.send_sqes = sends == "sqe";
+  const int max_sqe = absl::GetFlag(FLAGS_uring_max_sqe_sends);
+  if (max_sqe < 1 || max_sqe > 128) {
+    return Fail("--uring_max_sqe_sends must be 1..128");
+  }
+  c.uring.max_sqe_sends = size_t(max_sqe);
+  c.uring.skip_send_cqes = absl::GetFlag(FLAGS_uring_skip_send_cqes);
+  c.uring.register_fds = absl::GetFlag(FLAGS_uring_register_fds);
+  c.uring.napi_busy_poll_us = absl::GetFlag(FLAGS_napi_busy_poll_us);
+  if (c.uring.napi_busy_poll_us > 1'000'000) {
+    return Fail("--napi_busy_poll_us must be at most 1000000");
   }
   c.workers = absl::GetFlag(FLAGS_workers);
   if (c.workers < 0) return Fail("--workers must be >= 0");

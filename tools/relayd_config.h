@@ -54,6 +54,7 @@ struct RelaydConfig {
   // Opt-in recording of the relay's traffic (empty: off).
   std::string capture_file;
   uint64_t capture_max_bytes = 0;
+  engine::UringOptions uring;
 };
 
 // Reads and checks every flag except --print_public_key and --check_config.
