@@ -118,6 +118,8 @@ class UringWorker : public Worker, public BatchSender {
                       "; needs Linux 6.9+): running without it");
       } else {
         napi_on_ = true;
+        PEERRELAY_LOG(kInfo, "NAPI busy polling on: ", o_.napi_busy_poll_us,
+                      " us per wait");
       }
     }
 

@@ -33,8 +33,10 @@ struct UringOptions {
   // Batches with more messages than this go out with sendmmsg (many
   // destinations: one SQE each costs more than sendmmsg's loop).
   size_t max_sqe_sends = 16;
-  // Successful sends post no completion (IOSQE_CQE_SKIP_SUCCESS).
-  bool skip_send_cqes = false;
+  // Successful sends post no completion (IOSQE_CQE_SKIP_SUCCESS): they
+  // complete inside the enter that submits them (MSG_DONTWAIT), so the
+  // batch's buffers go back once that enter returns; failures still post.
+  bool skip_send_cqes = true;
   // Register the ring's fd (no fd lookup per io_uring_enter) and the
   // socket as a fixed file (none per SQE).
   bool register_fds = true;

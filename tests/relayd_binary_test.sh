@@ -19,13 +19,30 @@ for args in "--profile=bogus" "--engine=dpdk" "--port=70000" \
             "--bind_lifetime=-1s" "--listen=not-an-ip" "--allocate_allowlist=/nonexistent" \
             "--admin_listen=localhost:80" "--admin_token_file=/nonexistent" "--alloc_rate=0" \
             "extra-argument" "--bogus_flag=1" "--port=abc" "--workers" "--bind_lifetime=5" \
-            "--log_level=loud" "--metrics_listen=nowhere" "--flagfile=/nonexistent"; do
+            "--log_level=loud" "--metrics_listen=nowhere" "--flagfile=/nonexistent" \
+            "--uring_sends=fast" "--uring_max_sqe_sends=0" "--napi_busy_poll_us=2000000"; do
   rc=0
   "$RELAYD" $args --key_file="$work/k" > "$work/out" 2>&1 || rc=$?
   [ "$rc" = 2 ] || fail "relayd $args: exit code $rc, want 2"
   grep -q "^relayd: " "$work/out" || fail "no 'relayd:' message for $args: $(cat "$work/out")"
   if grep -q "^ERROR" "$work/out"; then fail "abseil's own message for $args"; fi
 done
+# NAPI busy polling (NIC deployments): accepted on Linux 6.9+, refused with a
+# warning (and relayd runs on) before; never a failure to start.
+rc=0
+"$RELAYD" --engine=io_uring --napi_busy_poll_us=50 --listen=127.0.0.1 --port=0 \
+  --admin_listen=off --workers=1 --run_for=500ms > "$work/napi.log" 2>&1 || rc=$?
+if grep -q "io_uring engine requested but unavailable" "$work/napi.log"; then
+  echo "relayd test: io_uring unavailable, NAPI option not checked"
+else
+  [ "$rc" = 0 ] || fail "relayd with --napi_busy_poll_us exited $rc: $(cat "$work/napi.log")"
+  kernel=$(uname -r | awk -F. '{print $1 * 100 + $2}')
+  if [ "$kernel" -ge 609 ]; then
+    grep -q "NAPI busy polling on: 50 us" "$work/napi.log" || fail "NAPI refused on $(uname -r): $(cat "$work/napi.log")"
+  else
+    grep -q "NAPI busy polling refused" "$work/napi.log" || fail "no NAPI warning on $(uname -r)"
+  fi
+fi
 "$RELAYD" --bind_lifetime=5 > "$work/out" 2>&1 || true
 grep -q "relayd: --bind_lifetime=5: a duration needs a unit, e.g. 5s" "$work/out" \
   || fail "duration without a unit: $(cat "$work/out")"

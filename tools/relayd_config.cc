@@ -35,7 +35,7 @@ ABSL_FLAG(std::string, uring_sends, "sqe",
 ABSL_FLAG(int, uring_max_sqe_sends, 16,
           "io_uring engine tuning: batches with more messages than this (many "
           "destinations) use sendmmsg");
-ABSL_FLAG(bool, uring_skip_send_cqes, false,
+ABSL_FLAG(bool, uring_skip_send_cqes, true,
           "io_uring engine tuning: successful sends post no completion "
           "(IOSQE_CQE_SKIP_SUCCESS)");
 ABSL_FLAG(bool, uring_register_fds, true,
