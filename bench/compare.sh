@@ -45,6 +45,9 @@ done
 cd "$root"
 bazel build -c opt //tools:relayd //tools/loadgen //bench:reference_relay > /dev/null 2>&1 \
   || { echo "compare: build failed (bazel build -c opt //tools:relayd //tools/loadgen //bench:reference_relay)" >&2; exit 1; }
+# The Bazel server (a JVM whose collector wakes on both cores) is not needed
+# while measuring: stop it (the next bazel command starts it again).
+bazel shutdown > /dev/null 2>&1 || true
 mkdir -p "$out"
 bin=$(mktemp -d)
 cp bazel-bin/tools/relayd bazel-bin/tools/loadgen/loadgen bazel-bin/bench/reference_relay "$bin/"
