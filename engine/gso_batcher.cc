@@ -87,8 +87,12 @@ void GsoBatcher::AddRun(const uint8_t* p, size_t seg, size_t total,
   }
 }
 
-void GsoBatcher::SendSegmentsOneByOne(int fd, const msghdr& m,
-                                      relay::Counters* c) {
+void GsoBatcher::OnRefused(int fd, const msghdr& m, int err,
+                           relay::Counters* c) {
+  if (m.msg_iovlen <= 1 || (err != EINVAL && err != EIO && err != EMSGSIZE)) {
+    c->send_failed.Add(m.msg_iovlen);
+    return;
+  }
   for (size_t i = 0; i < m.msg_iovlen; ++i) {
     msghdr one{};
     one.msg_name = m.msg_name;
@@ -159,13 +163,7 @@ void GsoBatcher::Flush(relay::Counters* c) {
     // The message at `done` failed. A GSO group is retried without GSO (the
     // kernel refuses GSO e.g. when a segment exceeds the path MTU); a single
     // datagram is lost and counted.
-    const Group& g = groups_[done];
-    if (g.count > 1 &&
-        (errno == EINVAL || errno == EIO || errno == EMSGSIZE)) {
-      SendSegmentsOneByOne(fd_, b.msgs[done].msg_hdr, c);
-    } else {
-      c->send_failed.Add(g.count);
-    }
+    OnRefused(fd_, b.msgs[done].msg_hdr, errno, c);
     ++done;
   }
   groups_.clear();

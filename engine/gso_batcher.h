@@ -64,9 +64,11 @@ class GsoBatcher final : public PacketWriter {
   size_t pending() const { return n_entries_; }
   // Flush hands built batches to `s` first (null: always sendmmsg).
   void set_sender(BatchSender* s) { sender_ = s; }
-  // Sends each iovec of `m` as its own datagram to m's name: the fallback
-  // when the kernel refuses a GSO send. Counts what fails.
-  static void SendSegmentsOneByOne(int fd, const msghdr& m, relay::Counters* c);
+  // What to do with message `m` the kernel refused with `err`: a GSO send
+  // refused as such (EINVAL, EIO, EMSGSIZE: e.g. a segment above the path
+  // MTU) is sent again datagram by datagram; anything else is lost. Counts
+  // what fails as send_failed. Used by Flush and by a BatchSender.
+  static void OnRefused(int fd, const msghdr& m, int err, relay::Counters* c);
 
  private:
   struct Entry {

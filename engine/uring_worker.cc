@@ -117,7 +117,6 @@ class UringWorker : public Worker, public BatchSender {
                       std::strerror(errno),
                       "; needs Linux 6.9+): running without it");
       } else {
-        napi_on_ = true;
         PEERRELAY_LOG(kInfo, "NAPI busy polling on: ", o_.napi_busy_poll_us,
                       " us per wait");
       }
@@ -155,8 +154,6 @@ class UringWorker : public Worker, public BatchSender {
     if (armed_ && o_.send_sqes && writer_ != nullptr) writer_->set_sender(this);
     return armed;
   }
-
-  bool napi_on() const { return napi_on_; }
 
   // BatchSender: the batch's messages as SENDMSG SQEs, submitted by the
   // next io_uring_enter (the one that waits for receives).
@@ -257,15 +254,9 @@ class UringWorker : public Worker, public BatchSender {
     if (cqe->res >= 0) return;
     const msghdr& m = sent_msgs_[cqe->user_data & 0xFFFF].msg_hdr;
     const int err = -cqe->res;
-    if (err == EAGAIN) {
-      // The socket buffer was full: wait for room, as sendmmsg would.
-      if (sendmsg(sock_.fd, &m, 0) >= 0) return;
-    }
-    if (m.msg_iovlen > 1 && (err == EINVAL || err == EIO || err == EMSGSIZE)) {
-      GsoBatcher::SendSegmentsOneByOne(sock_.fd, m, counters_);
-      return;
-    }
-    counters_->send_failed.Add(m.msg_iovlen);
+    // A full socket buffer: wait for room, as sendmmsg would.
+    if (err == EAGAIN && sendmsg(sock_.fd, &m, 0) >= 0) return;
+    GsoBatcher::OnRefused(sock_.fd, m, err, counters_);
   }
 
   absl::Status Arm() {
@@ -293,7 +284,6 @@ class UringWorker : public Worker, public BatchSender {
   const size_t nbufs_;
   const UringOptions o_;
   bool fixed_ = false;    // the socket is fixed file 0
-  bool napi_on_ = false;
   // Send SQEs of the last submitted batch not yet completed, their
   // messages, and the receive buffers they (may) point into.
   size_t pending_sends_ = 0;
