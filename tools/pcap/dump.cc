@@ -86,14 +86,41 @@ std::string Dumper::Message(const std::vector<uint8_t>& plain) {
   return s;
 }
 
+namespace {
+
+// What follows a Geneve header and its options (empty when the options run
+// past the datagram).
+struct GeneveBody {
+  size_t opt_len = 0;
+  const uint8_t* p = nullptr;
+  size_t len = 0;
+};
+GeneveBody BodyOf(const uint8_t* p, size_t len) {
+  GeneveBody b;
+  b.opt_len = size_t(p[0] & 0x3F) * 4;
+  b.p = p + geneve::kHeaderSize + b.opt_len;
+  b.len = len >= geneve::kHeaderSize + b.opt_len
+              ? len - geneve::kHeaderSize - b.opt_len
+              : 0;
+  return b;
+}
+
+// `n` little-endian bytes (WireGuard's indexes and counter).
+uint64_t LittleEndian(const uint8_t* p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = v << 8 | p[i];
+  return v;
+}
+
+}  // namespace
+
 std::string Dumper::Fields(const uint8_t* p, size_t len) {
   geneve::Header h;
   if (!geneve::Decode(p, len, &h)) return "";
-  const size_t opt_len = size_t(p[0] & 0x3F) * 4;
   std::string sender, nonce, box, type, counter;
-  const uint8_t* body = p + geneve::kHeaderSize + opt_len;
-  const size_t body_len =
-      len >= geneve::kHeaderSize + opt_len ? len - geneve::kHeaderSize - opt_len : 0;
+  const GeneveBody b = BodyOf(p, len);
+  const uint8_t* body = b.p;
+  const size_t body_len = b.len;
   disco::EnvelopeView env;
   if (h.protocol == geneve::kProtocolDisco &&
       disco::PeekEnvelope(body, body_len, &env)) {
@@ -103,9 +130,7 @@ std::string Dumper::Fields(const uint8_t* p, size_t len) {
   } else if (h.protocol == geneve::kProtocolWireGuard && body_len >= 4) {
     type = absl::StrCat(body[0]);
     if (body[0] == 4 && body_len >= 16) {
-      uint64_t c = 0;
-      for (int i = 7; i >= 0; --i) c = c << 8 | body[8 + i];
-      counter = absl::StrCat(c);
+      counter = absl::StrCat(LittleEndian(body + 8, 8));
     }
   }
   return absl::StrCat(h.vni, "\t", h.control ? 1 : 0, "\t",
@@ -127,16 +152,15 @@ std::string Dumper::Line(int64_t ts_ns, const SocketAddress& src,
     absl::StrAppend(&line, ": not geneve (shorter than 8 bytes)");
     return line;
   }
-  const size_t opt_len = size_t(p[0] & 0x3F) * 4;
+  const GeneveBody b = BodyOf(p, len);
   absl::StrAppend(&line, " geneve v", h.version, h.control ? " O" : "",
-                  opt_len > 0 ? absl::StrCat(" opt ", opt_len) : "",
+                  b.opt_len > 0 ? absl::StrCat(" opt ", b.opt_len) : "",
                   h.protocol == geneve::kProtocolDisco       ? " disco"
                   : h.protocol == geneve::kProtocolWireGuard ? " wireguard"
                   : absl::StrFormat(" proto 0x%04x", h.protocol),
                   " vni ", h.vni, ":");
-  const uint8_t* body = p + geneve::kHeaderSize + opt_len;
-  const size_t body_len =
-      len >= geneve::kHeaderSize + opt_len ? len - geneve::kHeaderSize - opt_len : 0;
+  const uint8_t* body = b.p;
+  const size_t body_len = b.len;
   if (h.protocol == geneve::kProtocolDisco) {
     disco::EnvelopeView env;
     if (!disco::PeekEnvelope(body, body_len, &env)) {
@@ -162,16 +186,12 @@ std::string Dumper::Line(int64_t ts_ns, const SocketAddress& src,
     const uint8_t t = body[0];
     absl::StrAppend(&line, " wg ", t <= 4 ? kTypes[t] : "?", " (", t, ")");
     if (t == 4 && body_len >= 16) {
-      uint32_t receiver = 0;
-      uint64_t counter = 0;
-      for (int i = 3; i >= 0; --i) receiver = receiver << 8 | body[4 + i];
-      for (int i = 7; i >= 0; --i) counter = counter << 8 | body[8 + i];
-      absl::StrAppend(&line, " receiver ", receiver, " counter ", counter,
+      absl::StrAppend(&line, " receiver ", LittleEndian(body + 4, 4),
+                      " counter ", LittleEndian(body + 8, 8),
                       " data ", body_len - 16);
     } else if ((t == 1 || t == 2 || t == 3) && body_len >= 8) {
-      uint32_t sender = 0;
-      for (int i = 3; i >= 0; --i) sender = sender << 8 | body[4 + i];
-      absl::StrAppend(&line, " sender ", sender, " ", body_len, " B");
+      absl::StrAppend(&line, " sender ", LittleEndian(body + 4, 4), " ",
+                      body_len, " B");
     }
   } else {
     absl::StrAppend(&line, " ", body_len, " B");

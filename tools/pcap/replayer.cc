@@ -90,6 +90,17 @@ struct SocketRole {
   int side = 0;
 };
 
+// Adds `from`'s counts (not its latency figures) to `to`.
+void AddCounts(FlowStats* to, const FlowStats& from) {
+  to->sent += from.sent;
+  to->received += from.received;
+  to->lost += from.lost;
+  to->duplicates += from.duplicates;
+  to->reordered += from.reordered;
+  to->corrupted += from.corrupted;
+  to->misdelivered += from.misdelivered;
+}
+
 void FillStats(FlowStats* st, const loadgen::LatencyHistogram& h) {
   st->p50_ns = h.Quantile(0.5);
   st->p99_ns = h.Quantile(0.99);
@@ -442,25 +453,12 @@ class Run {
       for (int side = 0; side < 2; ++side) {
         Flow& f = flows_[s * 2 + size_t(side)];
         f.st.lost = f.st.sent - f.st.received;
-        st.sent += f.st.sent;
-        st.received += f.st.received;
-        st.lost += f.st.lost;
-        st.duplicates += f.st.duplicates;
-        st.reordered += f.st.reordered;
-        st.corrupted += f.st.corrupted;
-        st.misdelivered += f.st.misdelivered;
+        AddCounts(&st, f.st);
         h.Merge(f.latency);
       }
       FillStats(&st, h);
       all.Merge(h);
-      FlowStats& t = r_.total;
-      t.sent += st.sent;
-      t.received += st.received;
-      t.lost += st.lost;
-      t.duplicates += st.duplicates;
-      t.reordered += st.reordered;
-      t.corrupted += st.corrupted;
-      t.misdelivered += st.misdelivered;
+      AddCounts(&r_.total, st);
     }
     FillStats(&r_.total, all);
     r_.datagrams_to_relay = sent_raw_;
