@@ -1,4 +1,5 @@
-# Sourced by the end-to-end test scripts. Needs $RELAYD, $work (a scratch
+# Sourced by the end-to-end test scripts and tools/record_test_captures.sh.
+# Needs $RELAYD, $work (a scratch
 # directory holding `token` and `allow`) and a fail() function.
 #
 # start_relayd LISTEN [FLAG...]: starts relayd on LISTEN, a free UDP port,

@@ -30,30 +30,21 @@ trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 echo tok > "$work/token"
 "$BIN/demo_client" --key_file="$work/client.key" --print_public_key > "$work/allow"
 
-start_relayd() {  # listen, extra flags
-  local listen=$1; shift
-  "$BIN/relayd" --listen="$listen" --port=0 --workers=1 --key_file="$out/relay.key" \
-    --admin_listen=127.0.0.1:0 --admin_token_file="$work/token" \
-    --allocate_allowlist="$work/allow" --alloc_rate=1000 --alloc_burst=1000 \
-    "$@" 2> "$work/relayd.log" &
-  pid=$!
-  for _ in $(seq 100); do grep -q "listening on" "$work/relayd.log" && break; sleep 0.05; done
-  port=$(sed -n 's/.* port \([0-9]*\) engine.*/\1/p' "$work/relayd.log" | head -1)
-  admin=$(sed -n 's/.*admin API on \([0-9.:]*\).*/\1/p' "$work/relayd.log" | head -1)
-  key=$(sed -n 's/.*server_key=\(discokey:[0-9a-f]*\).*/\1/p' "$work/relayd.log" | head -1)
-  [ -n "$port" ] || { cat "$work/relayd.log"; exit 1; }
-}
+RELAYD="$BIN/relayd"
+fail() { echo "record_test_captures: $*" >&2; cat "$work/relayd.log" >&2; exit 1; }
+# start_relayd LISTEN [FLAG...], as the end-to-end tests start it.
+source tests/relayd_lib.sh
 stop_relayd() { kill -TERM "$pid"; wait "$pid" || true; pid=; }
 
 # 1. Client side, current profile, IPv4.
-start_relayd 127.0.0.1 --profile=current
+start_relayd 127.0.0.1 --key_file="$out/relay.key" --profile=current
 "$BIN/loadgen/loadgen" --relay="127.0.0.1:$port" --admin="$admin" \
   --token_file="$work/token" --pairs=2 --size=148 --rate=150 --duration=1s \
   --direction=both --check_payload --quiet --pcap_out="$out/current_v4_client.pcap"
 stop_relayd
 
 # 2. Relay side, seed profile, IPv6, UDP allocation, GSO bursts.
-start_relayd ::1 --profile=seed --capture_file="$work/seed.pcap"
+start_relayd ::1 --key_file="$out/relay.key" --profile=seed --capture_file="$work/seed.pcap"
 "$BIN/loadgen/loadgen" --relay="[::1]:$port" --client_key_file="$work/client.key" \
   --server_key="$key" --profile=seed --pairs=2 --size=200 --rate=150 \
   --duration=1s --burst=gso --burst_size=4 --direction=both --quiet
@@ -61,7 +52,7 @@ stop_relayd
 mv "$work/seed.pcap" "$out/seed_v6_relay.pcap"
 
 # 3. Relay side with hostile traffic.
-start_relayd 127.0.0.1 --profile=current --capture_file="$work/hostile.pcap"
+start_relayd 127.0.0.1 --key_file="$out/relay.key" --profile=current --capture_file="$work/hostile.pcap"
 junk() {  # hex bytes to the relay from a new source port
   printf "$(sed 's/\(..\)/\\x\1/g' <<< "$1")" > "/dev/udp/127.0.0.1/$port"
 }

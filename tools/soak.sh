@@ -160,7 +160,7 @@ def series(text):
         s[name] = float(v)
     return s
 m = series(open(os.path.join(out, "metrics.txt")).read())
-def total(name, stage=None, exclude=None):
+def total(name, stage=None):
     t = 0
     for k, v in m.items():
         base = k.split("{")[0]
@@ -190,7 +190,6 @@ for f in glob.glob(os.path.join(out, "churn*.json")):
     sent += j["datagrams_to_relay"]
     churn_sent += j["sent"]
     misdelivered += j["misdelivered"]; corrupted += j["corrupted"]
-allocs = churn_runs  # HTTP allocations: no datagram
 
 received = total("peerrelay_received_datagrams_total", "worker")
 kernel = total("peerrelay_kernel_socket_drops_total")
