@@ -125,7 +125,23 @@ int Main(int argc, char** argv) {
               a_got ? "B" : "A");
 
   const int size = absl::GetFlag(FLAGS_size);
-  uint64_t sent = 0, received = 0, bad = 0;
+  uint64_t sent = 0, received = 0, bad = 0, late_pings = 0;
+  // The next data datagram on `s`. When both first Pings were relayed, the
+  // second can arrive after the ping back was read: a relayed disco
+  // datagram (Geneve protocol Disco) still queued from the bind phase is
+  // skipped and counted, not taken for the data it would shift.
+  auto RecvData = [&](UdpSocket& s) {
+    while (true) {
+      auto g = s.Recv(200);
+      geneve::Header h;
+      if (g && geneve::Decode(g->first.data(), g->first.size(), &h) &&
+          h.protocol == geneve::kProtocolDisco) {
+        ++late_pings;
+        continue;
+      }
+      return g;
+    }
+  };
   const auto end = std::chrono::steady_clock::now() +
                    std::chrono::duration<double>(absl::GetFlag(FLAGS_seconds));
   uint32_t seq = 0;
@@ -143,19 +159,24 @@ int Main(int argc, char** argv) {
       sent += 2;
     }
     for (int i = 0; i < 32; ++i) {
-      if (auto g = sb.Recv(200)) {
+      if (auto g = RecvData(sb)) {
         ++received;
         if (g->first != from_a[i] || g->second != *relay) ++bad;
       }
-      if (auto g = sa.Recv(200)) {
+      if (auto g = RecvData(sa)) {
         ++received;
         if (g->first != from_b[i] || g->second != *relay) ++bad;
       }
     }
   }
   std::printf("exchanged: sent=%lu received=%lu mismatched=%lu (%d-byte "
-              "payloads, both directions)\n",
-              sent, received, bad, size);
+              "payloads, both directions)%s\n",
+              sent, received, bad, size,
+              late_pings > 0
+                  ? absl::StrCat("; ", late_pings,
+                                 " late Ping(s) of the bind phase skipped")
+                        .c_str()
+                  : "");
   return received == sent && bad == 0 ? 0 : 1;
 }
 
