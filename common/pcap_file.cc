@@ -214,6 +214,15 @@ bool PcapWriter::Write(int64_t realtime_ns, const SocketAddress& src,
                      std::min(frame_.size(), size_t(kSnapLen)), frame_.size());
 }
 
+void PcapWriter::WriteSegments(int64_t realtime_ns, const SocketAddress& src,
+                               const SocketAddress& dst, const uint8_t* p,
+                               size_t len, size_t seg) {
+  if (seg == 0) seg = len;
+  for (size_t off = 0; off < len; off += seg) {
+    Write(realtime_ns, src, dst, p + off, std::min(seg, len - off));
+  }
+}
+
 bool PcapWriter::WriteFrame(int64_t realtime_ns, const uint8_t* frame,
                             size_t len) {
   std::lock_guard<std::mutex> l(mu_);

@@ -61,6 +61,12 @@ class PcapWriter {
   // when the size limit refused it.
   bool Write(int64_t realtime_ns, const SocketAddress& src,
              const SocketAddress& dst, const uint8_t* payload, size_t len);
+  // `len` bytes at `p` as the datagrams they were sent or received as: cut
+  // every `seg` bytes (the last piece may be shorter; 0: one datagram), as
+  // a GSO send or a GRO receive carries them. Each piece is one Write.
+  void WriteSegments(int64_t realtime_ns, const SocketAddress& src,
+                     const SocketAddress& dst, const uint8_t* p, size_t len,
+                     size_t seg);
   // A whole link-layer frame as given (tests: fragments, non-UDP).
   bool WriteFrame(int64_t realtime_ns, const uint8_t* frame, size_t len);
   // Flushes the stdio buffer to the file.

@@ -9,7 +9,6 @@
 #ifndef PEERRELAY_ENGINE_CAPTURE_H_
 #define PEERRELAY_ENGINE_CAPTURE_H_
 
-#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -50,11 +49,7 @@ struct Capture {
  private:
   void Write(const uint8_t* p, size_t len, size_t seg, const SocketAddress& src,
              const SocketAddress& dst) const {
-    const int64_t now = RealtimeNowNs();
-    if (seg == 0) seg = len;
-    for (size_t off = 0; off < len; off += seg) {
-      writer->Write(now, src, dst, p + off, std::min(seg, len - off));
-    }
+    writer->WriteSegments(RealtimeNowNs(), src, dst, p, len, seg);
   }
 };
 

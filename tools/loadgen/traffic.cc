@@ -106,12 +106,9 @@ class Receiver {
     if (o_.capture != nullptr) {
       // Each segment as the datagram the relay sent (the sockets are
       // connected to it: nothing else arrives).
-      const int64_t wall = RealtimeNowNs();
-      for (size_t off = 0; off < len; off += seg) {
-        o_.capture->Write(wall, o_.capture_peer,
-                          setup_.sockets[size_t(sock)].local(), p + off,
-                          std::min(seg, len - off));
-      }
+      o_.capture->WriteSegments(RealtimeNowNs(), o_.capture_peer,
+                                setup_.sockets[size_t(sock)].local(), p, len,
+                                seg);
     }
     if (o_.count_only) {
       OnCounted(sock, p, len, seg, now);
@@ -400,11 +397,8 @@ TrafficResult RunTraffic(Setup& setup, const SocketAddress& relay,
       const UdpSocket& sock = setup.sockets[size_t(pair.sock[f.dir])];
       const int sent = SendBurst(sock.fd(), buf.get(), o.size, int(due), o.gso);
       if (sent > 0 && o.capture != nullptr) {
-        const int64_t wall = RealtimeNowNs();
-        for (int i = 0; i < sent; ++i) {
-          o.capture->Write(wall, sock.local(), relay,
-                           buf.get() + o.size * size_t(i), o.size);
-        }
+        o.capture->WriteSegments(RealtimeNowNs(), sock.local(), relay,
+                                 buf.get(), o.size * size_t(sent), o.size);
       }
       if (sent > 0) {
         f.next_seq += uint64_t(sent);
