@@ -28,6 +28,12 @@ constexpr size_t kMaxAllocateBody = 512;
 // What Tailscale's handler sent in Retry-After when it had no address yet.
 constexpr int kNotReadyRetryAfter = 3;
 
+// A node key in Tailscale's text form: "nodekey:" and 64 lowercase hex.
+bool IsNodeKeyText(absl::string_view s) {
+  return absl::ConsumePrefix(&s, "nodekey:") && s.size() == 64 &&
+         s.find_first_not_of("0123456789abcdef") == absl::string_view::npos;
+}
+
 int ErrorSlot(int status) {
   switch (status) {
     case 400: return 0;
@@ -160,7 +166,9 @@ std::optional<HttpResponse> Admin::OnHeaders(const HttpRequest& req,
   if (metrics_only && !is_public) return Text(404, "not found\n");
   if (req.path == kAllocatePath || req.path == kDrainPath) {
     // Tailscale's order: permission, then method; both before the body.
-    if (!Authorized(req.Header("authorization"))) {
+    const Access access = AccessOf(req.Header("authorization"));
+    if (access != Access::kAdmin &&
+        !(access == Access::kBridge && req.path == kAllocatePath)) {
       return ToResponse(Error(
           403, req.path == kAllocatePath
                    ? "forbidden: allocation needs a valid bearer token"
@@ -175,7 +183,8 @@ std::optional<HttpResponse> Admin::OnHeaders(const HttpRequest& req,
     return Text(404, "not found\n");
   }
   if (req.path == kSessionsPath &&
-      !Authorized(req.Header("authorization"), /*read_only=*/true)) {
+      AccessOf(req.Header("authorization")) != Access::kAdmin &&
+      AccessOf(req.Header("authorization")) != Access::kRead) {
     // Client addresses and keys: never without a token.
     return Text(403,
                 "forbidden: the session list needs a valid bearer token "
@@ -248,6 +257,7 @@ Admin::Admin(relay::Server* server, engine::Relay* relay, AdminOptions options)
       options_(options),
       token_(options.token),
       read_token_(options.read_token),
+      bridge_token_(options.bridge_token),
       limiter_(options.alloc_rate, options.alloc_burst) {}
 
 Admin::~Admin() { Stop(); }
@@ -267,6 +277,11 @@ void Admin::SetReadToken(std::string token) {
   read_token_ = std::move(token);
 }
 
+void Admin::SetBridgeToken(std::string token) {
+  std::lock_guard<std::mutex> l(token_mu_);
+  bridge_token_ = std::move(token);
+}
+
 namespace {
 // Constant-time comparison of a "Bearer X" header with a non-empty token.
 bool BearerIs(absl::string_view header, const std::string& token) {
@@ -276,12 +291,13 @@ bool BearerIs(absl::string_view header, const std::string& token) {
 }
 }  // namespace
 
-bool Admin::Authorized(absl::string_view auth_header, bool read_only) const {
+Admin::Access Admin::AccessOf(absl::string_view auth_header) const {
   std::lock_guard<std::mutex> l(token_mu_);
-  return BearerIs(auth_header, token_) ||
-         (read_only && BearerIs(auth_header, read_token_));
+  if (BearerIs(auth_header, token_)) return Access::kAdmin;
+  if (BearerIs(auth_header, bridge_token_)) return Access::kBridge;
+  if (BearerIs(auth_header, read_token_)) return Access::kRead;
+  return Access::kNone;
 }
-
 HttpReply Admin::Drain() {
   HttpReply r;
   r.content_type = "text/plain";
@@ -318,20 +334,14 @@ HttpReply Admin::Allocate(absl::string_view method,
     return Error(status, std::move(text));
   };
   // Tailscale's order: permission, method, body, allocation.
-  if (!Authorized(auth_header)) {
+  const Access access = AccessOf(auth_header);
+  if (access != Access::kAdmin && access != Access::kBridge) {
     return error(403, "forbidden: allocation needs a valid bearer token");
   }
   if (method != "POST") return error(405, "method not allowed: use POST");
   if (draining_.load()) {
     HttpReply r = error(503, "draining: this relay takes no new allocations");
     r.retry_after = kDrainRetryAfter;
-    return r;
-  }
-  const int64_t now = MonotonicNowNs();
-  const std::string who(caller);
-  if (!limiter_.Allow(who, now)) {
-    HttpReply r = error(429, "too many allocation requests from this caller");
-    r.retry_after = limiter_.RetryAfterSeconds(who, now);
     return r;
   }
   if (body.size() > kMaxAllocateBody) {
@@ -343,6 +353,25 @@ HttpReply Admin::Allocate(absl::string_view method,
   if (req.is_discarded() || !req.is_object() || !req.contains("DiscoKeys") ||
       !req["DiscoKeys"].is_array()) {
     return error(400, "body must be {\"DiscoKeys\":[key, key]}");
+  }
+  // Who the limits count: the bridge names the node it asks for; anyone
+  // else is its IP address.
+  std::string who(caller);
+  if (req.contains("Requester")) {
+    if (access != Access::kBridge) {
+      return error(403, "forbidden: only the bridge token may name a Requester");
+    }
+    if (!req["Requester"].is_string() ||
+        !IsNodeKeyText(req["Requester"].get<std::string>())) {
+      return error(400, "Requester must be \"nodekey:\" and 64 hex digits");
+    }
+    who = req["Requester"].get<std::string>();
+  }
+  const int64_t now = MonotonicNowNs();
+  if (!limiter_.Allow(who, now)) {
+    HttpReply r = error(429, "too many allocation requests from this caller");
+    r.retry_after = limiter_.RetryAfterSeconds(who, now);
+    return r;
   }
   const json& keys = req["DiscoKeys"];
   if (keys.size() != 2) return error(400, "exactly 2 DiscoKeys required");

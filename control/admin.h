@@ -60,6 +60,12 @@ struct AdminOptions {
   // A second token that may read the session list but not allocate or
   // drain. Empty: only `token` reads it.
   std::string read_token;
+  // A token for a trusted allocation front end (the tailnet bridge): it may
+  // allocate, nothing else, and may name the node it allocates for
+  // ("Requester":"nodekey:HEX" in the body); the per-caller rate limit and
+  // endpoint cap then apply to that node instead of the bridge's address.
+  // Empty: no such caller.
+  std::string bridge_token;
   // A listener for /metrics and the probes only; none when unset.
   std::optional<SocketAddress> metrics_listen;
   // Called by POST /v0/relay/drain (relayd: does what SIGUSR1 does). Unset:
@@ -84,6 +90,7 @@ class Admin {
   uint16_t metrics_port() const { return metrics_port_; }
   void SetToken(std::string token);
   void SetReadToken(std::string token);
+  void SetBridgeToken(std::string token);
   // Draining: /readyz answers 503 and allocation 503 + Retry-After.
   void SetDraining(bool draining) { draining_.store(draining); }
 
@@ -115,9 +122,9 @@ class Admin {
                                         bool metrics_only);
   HttpResponse Handle(const HttpRequest& req);
   HttpResponse HandleSessions(const HttpRequest& req);
-  // False unless `auth_header` carries the current bearer token (or, with
-  // `read_only`, the read token).
-  bool Authorized(absl::string_view auth_header, bool read_only = false) const;
+  // What the bearer token in `auth_header` may do.
+  enum class Access { kNone, kRead, kBridge, kAdmin };
+  Access AccessOf(absl::string_view auth_header) const;
   HttpReply Error(int status, std::string text);
   Admin(relay::Server* server, engine::Relay* relay, AdminOptions options);
 
@@ -127,6 +134,7 @@ class Admin {
   mutable std::mutex token_mu_;
   std::string token_;       // guarded by token_mu_
   std::string read_token_;  // guarded by token_mu_
+  std::string bridge_token_;  // guarded by token_mu_
   RateLimiter limiter_;
   std::atomic<bool> draining_{false};
   std::atomic<uint64_t> http_allocations_{0};

@@ -418,6 +418,88 @@ TEST_F(AdminTest, CallersOverTheRateLimitGet429) {
             std::string::npos);
 }
 
+// The tailnet bridge: one caller for a whole tailnet, which names the node
+// it allocates for.
+constexpr char kBridgeToken[] = "bridge-token";
+
+std::string RequesterBody(const disco::DiscoKey& a, const disco::DiscoKey& b,
+                          const std::string& requester) {
+  return json{{"DiscoKeys", {a.ToText(), b.ToText()}},
+              {"Requester", requester}}
+      .dump();
+}
+
+std::string NodeKey(char c) { return "nodekey:" + std::string(64, c); }
+
+TEST_F(AdminTest, BridgeTokenAllocatesAndNothingElse) {
+  RestartAdmin({.bridge_token = kBridgeToken});
+  EXPECT_EQ(Post(KeysBody(ka_, kb_), kBridgeToken)->status, 200);
+  EXPECT_EQ(Post(RequesterBody(ka_, kb_, NodeKey('a')), kBridgeToken)->status,
+            200);
+  EXPECT_EQ(Get("/v0/relay/sessions", kBridgeToken)->status, 403);
+  httplib::Headers bridge = {
+      {"Authorization", absl::StrCat("Bearer ", kBridgeToken)}};
+  EXPECT_EQ(client_->Post("/v0/relay/drain", bridge, "", "text/plain")->status,
+            403);
+  EXPECT_EQ(admin_->Health().status, 200);
+}
+
+TEST_F(AdminTest, OnlyTheBridgeNamesAWellFormedRequester) {
+  RestartAdmin({.bridge_token = kBridgeToken});
+  auto admin = Post(RequesterBody(ka_, kb_, NodeKey('a')), kToken);
+  EXPECT_EQ(admin->status, 403);
+  EXPECT_NE(admin->body.find("only the bridge token"), std::string::npos);
+  for (const std::string& bad :
+       {std::string("nodekey:abc"), NodeKey('A'), NodeKey('g'),
+        "discokey:" + std::string(64, 'a'), std::string(72, 'a')}) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(Post(RequesterBody(ka_, kb_, bad), kBridgeToken)->status, 400);
+  }
+  EXPECT_EQ(Post(R"({"DiscoKeys":[")" + ka_.ToText() + R"(",")" +
+                     kb_.ToText() + R"("],"Requester":7})",
+                 kBridgeToken)
+                ->status,
+            400);
+  EXPECT_EQ(server_->endpoint_count(), 0u);
+}
+
+TEST_F(AdminTest, RateLimitAppliesPerRequesterBehindTheBridge) {
+  RestartAdmin({.alloc_rate = 0.01, .alloc_burst = 2,
+                .bridge_token = kBridgeToken});
+  const std::string a = NodeKey('a'), b = NodeKey('b');
+  EXPECT_EQ(Post(RequesterBody(ka_, kb_, a), kBridgeToken)->status, 200);
+  EXPECT_EQ(Post(RequesterBody(ka_, kb_, a), kBridgeToken)->status, 200);
+  EXPECT_EQ(Post(RequesterBody(ka_, kb_, a), kBridgeToken)->status, 429);
+  // Another node behind the same bridge (same address) is not held back.
+  EXPECT_EQ(Post(RequesterBody(ka_, kb_, b), kBridgeToken)->status, 200);
+  EXPECT_EQ(Post(RequesterBody(ka_, kb_, b), kBridgeToken)->status, 200);
+  EXPECT_EQ(Post(RequesterBody(ka_, kb_, b), kBridgeToken)->status, 429);
+}
+
+TEST_F(AdminTest, EndpointCapAppliesPerRequesterBehindTheBridge) {
+  h_.reset();
+  admin_.reset();
+  h_ = testing::RelayHarness::Start(SocketAddress::Parse("127.0.0.1:0").value(),
+                                    {.max_endpoints_per_caller = 1},
+                                    {.workers = 1,
+                                     .engine = engine::EngineKind::kMmsg})
+           .value();
+  server_ = &h_->server();
+  relay_ = &h_->relay();
+  RestartAdmin({.bridge_token = kBridgeToken});
+  const std::string a = NodeKey('a'), b = NodeKey('b');
+  auto k = [] { return disco::KeyPair::Generate().public_key(); };
+  EXPECT_EQ(Post(RequesterBody(k(), k(), a), kBridgeToken)->status, 200);
+  auto capped = Post(RequesterBody(k(), k(), a), kBridgeToken);
+  EXPECT_EQ(capped->status, 503);
+  EXPECT_NE(capped->body.find("per caller"), std::string::npos) << capped->body;
+  EXPECT_EQ(Post(RequesterBody(k(), k(), b), kBridgeToken)->status, 200);
+  // Without a Requester the bridge is one caller (its address).
+  EXPECT_EQ(Post(KeysBody(k(), k()), kBridgeToken)->status, 200);
+  EXPECT_EQ(Post(KeysBody(k(), k()), kBridgeToken)->status, 503);
+  EXPECT_EQ(server_->endpoint_count(), 3u);
+}
+
 TEST_F(AdminTest, TokenCanBeReplaced) {
   admin_->SetToken("new-token");
   EXPECT_EQ(Post(KeysBody(ka_, kb_))->status, 403);

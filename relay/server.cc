@@ -39,6 +39,9 @@ Server::Server(ServerConfig config, disco::KeyPair key_pair, int64_t now_ns)
       allocation_burst_(std::max(1.0, config.allocation_burst)),
       mac_(now_ns),
       vnis_(config.vni_limit),
+      lamport_(config.lamport_start),
+      lamport_reserved_(config.lamport_reserved),
+      reserve_lamport_(std::move(config.reserve_lamport)),
       allocation_bucket_(std::max(1.0, config.allocation_burst), now_ns),
       addresses_(std::move(config.addresses)),
       table_(config.bind_lifetime_ns, config.steady_state_lifetime_ns) {}

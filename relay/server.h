@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -85,6 +86,16 @@ struct ServerConfig {
   double allocation_burst = 0;
   // Highest VNI handed out (tests shrink the space to exhaust it).
   uint32_t vni_limit = VniAllocator::kMaxVni;
+  // Lamport IDs. Clients keep the endpoint with the highest LamportID per
+  // server disco key, so with a key that outlives the process the IDs must
+  // keep growing across restarts: the first ID handed out is
+  // `lamport_start + 1`; IDs up to `lamport_reserved` need nothing more, and
+  // the next one past it calls `reserve_lamport(id)` (under the allocation
+  // lock, so rarely: relayd reserves large blocks) for a new high mark
+  // (>= id). Without a callback every ID is free to use.
+  uint64_t lamport_start = 0;
+  uint64_t lamport_reserved = UINT64_MAX;
+  std::function<uint64_t(uint64_t id)> reserve_lamport;
 };
 
 // What an allocation returns to the client (docs/protocol.md, "Allocation").
@@ -289,6 +300,8 @@ class Server {
   VniAllocator vnis_;                          // guarded by alloc_mu_
   KeyPairIndex by_pair_;                       // guarded by alloc_mu_
   uint64_t lamport_ = 0;                       // guarded by alloc_mu_
+  uint64_t lamport_reserved_;                  // guarded by alloc_mu_
+  const std::function<uint64_t(uint64_t)> reserve_lamport_;
   bool closed_ = false;                        // guarded by alloc_mu_
   absl::flat_hash_map<std::string, uint32_t> per_caller_;  // alloc_mu_
   TokenBucket allocation_bucket_;              // guarded by alloc_mu_

@@ -138,6 +138,10 @@ absl::StatusOr<EndpointInfo> Server::AllocateUnlogged(
 
   auto ep = std::make_unique<Endpoint>();
   ep->vni = *vni;
+  if (lamport_ + 1 > lamport_reserved_) {
+    lamport_reserved_ =
+        reserve_lamport_ ? reserve_lamport_(lamport_ + 1) : UINT64_MAX;
+  }
   ep->lamport_id = ++lamport_;
   ep->allocated_at_ns = now_ns;
   ep->owner = std::string(caller);

@@ -31,6 +31,7 @@
 #include "relay/server.h"
 #include "tools/build_commit.h"
 #include "tools/cli.h"
+#include "tools/lamport_file.h"
 #include "tools/relayd_config.h"
 
 #include <systemd/sd-daemon.h>
@@ -99,6 +100,7 @@ void LogCounters(const char* when, const engine::Relay& r,
 // What runs while relayd serves.
 struct Running {
   std::optional<engine::PortGuard> port_guard;  // one relayd per UDP port
+  std::unique_ptr<LamportFile> lamport;  // with --key_file; outlives server
   std::unique_ptr<relay::Server> server;
   std::unique_ptr<PcapWriter> capture;  // --capture_file; outlives relay
   std::unique_ptr<engine::Relay> relay;
@@ -145,6 +147,23 @@ absl::StatusOr<Running> StartServing(const RelaydConfig& c,
   cfg.max_endpoints_per_caller = c.max_endpoints_per_caller;
   cfg.allocation_rate = c.alloc_rate_total;
   cfg.allocation_burst = c.alloc_burst_total;
+  if (!c.key_file.empty()) {
+    // The key outlives the process, so the Lamport IDs must too.
+    auto lamport = LamportFile::Open(c.key_file + ".lamport");
+    if (!lamport.ok()) return lamport.status();
+    r.lamport = std::make_unique<LamportFile>(std::move(*lamport));
+    cfg.lamport_start = r.lamport->start();
+    cfg.lamport_reserved = r.lamport->reserved();
+    cfg.reserve_lamport = [f = r.lamport.get()](uint64_t id) -> uint64_t {
+      absl::StatusOr<uint64_t> mark = f->Reserve(id);
+      if (mark.ok()) return *mark;
+      // Keep allocating: IDs still grow in this process; only a restart
+      // before the file is writable again could repeat some. Try again
+      // after 1024 more IDs, not at every allocation.
+      PEERRELAY_LOG(kError, "Lamport ID reservation: ", mark.status().message());
+      return id + 1024;
+    };
+  }
   auto server = relay::Server::Create(cfg, MonotonicNowNs());
   if (!server.ok()) return server.status();
   r.server = std::move(*server);
@@ -201,6 +220,7 @@ absl::StatusOr<Running> StartServing(const RelaydConfig& c,
          .alloc_rate = c.alloc_rate,
          .alloc_burst = c.alloc_burst,
          .read_token = c.read_token,
+         .bridge_token = c.bridge_token,
          .metrics_listen = c.metrics_listen,
          // The same path as the signal: the main loop drains.
          .on_drain = [] { kill(getpid(), SIGUSR1); },
@@ -253,11 +273,13 @@ class Reloader {
       auto allow = LoadAllowlist(AllowlistFlag());
       auto token = LoadToken(TokenFlag());
       auto read_token = LoadToken(ReadTokenFlag());
+      auto bridge_token = LoadToken(BridgeTokenFlag());
       auto level = cli::FlagValueInFiles(files, "log_level");
       std::lock_guard<std::mutex> l(result->mu);
       result->allow = std::move(allow);
       result->token = std::move(token);
       result->read_token = std::move(read_token);
+      result->bridge_token = std::move(bridge_token);
       result->level = std::move(level);
       result->done = true;
     }).detach();
@@ -271,7 +293,8 @@ class Reloader {
     std::vector<std::string> errors;
     for (const absl::Status& s :
          {result_->allow.status(), result_->token.status(),
-          result_->read_token.status(), result_->level.status()}) {
+          result_->read_token.status(), result_->bridge_token.status(),
+          result_->level.status()}) {
       if (!s.ok()) errors.emplace_back(s.message());
     }
     log::Level level = log::GetLevel();
@@ -285,6 +308,7 @@ class Reloader {
       if (r.admin) {
         r.admin->SetToken(*result_->token);
         r.admin->SetReadToken(*result_->read_token);
+        r.admin->SetBridgeToken(*result_->bridge_token);
       }
       if (level != log::GetLevel()) {
         PEERRELAY_LOG(kNotice, "SIGHUP: log level ",
@@ -307,7 +331,7 @@ class Reloader {
     std::mutex mu;
     bool done = false;
     absl::StatusOr<absl::flat_hash_set<disco::DiscoKey>> allow;
-    absl::StatusOr<std::string> token, read_token;
+    absl::StatusOr<std::string> token, read_token, bridge_token;
     absl::StatusOr<std::optional<std::string>> level;
   };
   const std::vector<std::string> flagfiles_;

@@ -87,6 +87,12 @@ ABSL_FLAG(std::string, admin_token_file, "",
 ABSL_FLAG(std::string, admin_read_token_file, "",
           "file holding a second token that may only read the session list "
           "(monitoring); 'credential:NAME' as above");
+ABSL_FLAG(std::string, admin_bridge_token_file, "",
+          "file holding the token of a trusted allocation front end (the "
+          "tailnet bridge, relayd-bridge): it may only allocate, and may "
+          "name the node it allocates for, so that --alloc_rate and "
+          "--max_endpoints_per_caller apply per node; 'credential:NAME' as "
+          "above");
 ABSL_FLAG(std::string, metrics_listen, "off",
           "a second HTTP listener with /metrics, /livez, /readyz and "
           "/healthz only (nothing naming a client), 'ip:port'; 'off': none");
@@ -174,6 +180,9 @@ bool PrintPublicKeyFlag() { return absl::GetFlag(FLAGS_print_public_key); }
 std::string TokenFlag() { return absl::GetFlag(FLAGS_admin_token_file); }
 std::string ReadTokenFlag() {
   return absl::GetFlag(FLAGS_admin_read_token_file);
+}
+std::string BridgeTokenFlag() {
+  return absl::GetFlag(FLAGS_admin_bridge_token_file);
 }
 
 namespace {
@@ -331,6 +340,14 @@ absl::StatusOr<RelaydConfig> ParseConfig(bool read_only) {
   auto read_token = LoadToken(absl::GetFlag(FLAGS_admin_read_token_file));
   if (!read_token.ok()) return read_token.status();
   c.read_token = *read_token;
+  auto bridge_token = LoadToken(absl::GetFlag(FLAGS_admin_bridge_token_file));
+  if (!bridge_token.ok()) return bridge_token.status();
+  c.bridge_token = *bridge_token;
+  if (!c.bridge_token.empty() &&
+      (c.bridge_token == c.token || c.bridge_token == c.read_token)) {
+    return Fail("--admin_bridge_token_file holds the same token as another "
+                "token file: give the bridge a token of its own");
+  }
   if (absl::GetFlag(FLAGS_admin_listen) != "off") {
     auto a = SocketAddress::Parse(absl::GetFlag(FLAGS_admin_listen));
     if (!a.ok()) return Fail(absl::StrCat("--admin_listen: ", a.status().message()));

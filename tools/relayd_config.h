@@ -46,6 +46,7 @@ struct RelaydConfig {
   absl::flat_hash_set<disco::DiscoKey> allowlist;
   std::string token;
   std::string read_token;
+  std::string bridge_token;
   std::optional<SocketAddress> admin_listen;
   std::optional<SocketAddress> metrics_listen;
   log::Level log_level = log::Level::kInfo;
@@ -85,13 +86,14 @@ void WarnAboutAdvertised(const RelaydConfig& c,
 absl::StatusOr<absl::flat_hash_set<disco::DiscoKey>> LoadAllowlist(
     const std::string& path);
 absl::StatusOr<std::string> LoadToken(const std::string& path);
-// The --allocate_allowlist, --admin_token_file and --admin_read_token_file
-// values.
+// The --allocate_allowlist, --admin_token_file, --admin_read_token_file and
+// --admin_bridge_token_file values.
 std::string AllowlistFlag();
 bool CheckConfigFlag();
 bool PrintPublicKeyFlag();
 std::string TokenFlag();
 std::string ReadTokenFlag();
+std::string BridgeTokenFlag();
 
 }  // namespace peerrelay
 
