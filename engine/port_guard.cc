@@ -20,6 +20,9 @@
 namespace peerrelay::engine {
 namespace {
 
+// What Holder says when no process holds the sockets.
+constexpr char kNoHolder[] = "another process";
+
 std::string LockName(uint16_t port) {
   return absl::StrCat("peerrelay-relayd-udp-", port);
 }
@@ -100,7 +103,7 @@ std::string Holder(const absl::flat_hash_set<uint64_t>& inodes) {
     if (!found.empty()) break;
   }
   closedir(proc);
-  return found.empty() ? "another process" : found;
+  return found.empty() ? std::string(kNoHolder) : found;
 }
 
 }  // namespace
@@ -140,15 +143,23 @@ absl::StatusOr<PortGuard> PortGuard::Claim(uint16_t port, bool already_bound) {
   }
   PortGuard guard(fd);
   if (already_bound) return guard;
-  absl::flat_hash_set<uint64_t> inodes;
-  UdpInodes("/proc/net/udp", port, &inodes);
-  UdpInodes("/proc/net/udp6", port, &inodes);
-  if (!inodes.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("UDP port ", port, " is already in use by ",
-                     Holder(inodes)));
+  // Sockets that no process holds are on their way out: an exited relayd's
+  // io_uring releases its registered sockets in deferred kernel work after
+  // the process is gone, so a restart right behind it (systemctl restart)
+  // can still see them for a moment. Wait up to 3 s for those; a port that
+  // a live process holds is refused at once.
+  for (int attempt = 0;; ++attempt) {
+    absl::flat_hash_set<uint64_t> inodes;
+    UdpInodes("/proc/net/udp", port, &inodes);
+    UdpInodes("/proc/net/udp6", port, &inodes);
+    if (inodes.empty()) return guard;
+    const std::string holder = Holder(inodes);
+    if (holder != kNoHolder || attempt == 30) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("UDP port ", port, " is already in use by ", holder));
+    }
+    usleep(100'000);
   }
-  return guard;
 }
 
 }  // namespace peerrelay::engine
