@@ -20,6 +20,16 @@ PACKAGES=(
   tshark
 )
 
+# Go 1.26 or later for the tailnet bridge (bridge/, module tailscale.com
+# needs it). The machines come with it in /usr/local/go; Debian 12's golang
+# package is too old, so it is never installed over it. `go` fetches the
+# bridge's modules from the Go module proxy on first use.
+go_bin=$(command -v go || echo /usr/local/go/bin/go)
+if ! "$go_bin" version 2>/dev/null | grep -qE 'go1\.(2[6-9]|[3-9][0-9])'; then
+  echo "install_deps: Go 1.26 or later is needed for bridge/ (found: $("$go_bin" version 2>/dev/null || echo none)); install it from go.dev into /usr/local/go" >&2
+  exit 1
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

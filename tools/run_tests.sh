@@ -2,16 +2,22 @@
 # The project's full test suite, as CI runs it (.ci/run calls exactly this).
 #   1. installs what it needs (tools/install_deps.sh),
 #   2. builds everything and runs every test: bazel test //...   (gcc, -O2)
-#   3. runs every test again under AddressSanitizer + UBSan      (clang)
-#   4. runs the concurrency, engine and adversarial tests under
+#   3. the tailnet bridge (Go, bridge/): gofmt, vet, unit tests, and the
+#      end-to-end tests with Tailscale's own code as the peers (T1: test
+#      control server, DERP, tsnet clients; T2: tailscaled and tailscale
+#      built from the pinned module), against the relayd of step 2
+#   4. runs every test again under AddressSanitizer + UBSan      (clang)
+#   5. runs the concurrency, engine and adversarial tests under
 #      ThreadSanitizer                                           (clang)
-#   5. runs each libFuzzer target for FUZZ_SECONDS (default 30) under
+#   6. runs each libFuzzer target for FUZZ_SECONDS (default 30) under
 #      ASan + UBSan, from seed corpora of real handshakes.
-# Set QUICK=1 to run step 2 only.
+# Set QUICK=1 to run steps 2 and 3 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tools/install_deps.sh
+# The machines' Go lives in /usr/local/go (not Debian's older package).
+command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
 
 # Every bazel run's output also goes to $log, so the closing line can count
 # the test targets that passed (a failure stops the script before it).
@@ -33,6 +39,18 @@ if bazel query 'deps(//tools:relayd)' 2>/dev/null | grep -q '^//relay:disco_clie
   exit 1
 fi
 
+echo "== Go: relayd-bridge (gofmt, vet, unit tests, T1 and T2 end to end)"
+bin=$(bazel info bazel-bin 2>/dev/null)
+unformatted=$(cd bridge && gofmt -l .)
+if [ -n "$unformatted" ]; then
+  echo "run_tests: not gofmt-formatted: $unformatted" >&2
+  exit 1
+fi
+(cd bridge && go vet ./... &&
+  RELAYD_BIN="$bin/tools/relayd" RELAYCTL_BIN="$bin/tools/relayctl" \
+    go test -count=1 -timeout 20m ./...) 2>&1 | tee -a "$log"
+gopkgs=$(grep -cE '^ok +peerrelay/bridge' "$log" || true)
+
 fuzzers=0
 if [ "${QUICK:-0}" != "1" ]; then
   echo "== bazel test --config=asan //... (clang, ASan + UBSan)"
@@ -52,4 +70,4 @@ fi
 # "Executed X out of Y tests: Y tests pass." per bazel run.
 targets=$(grep -oE "Executed [0-9]+ out of [0-9]+ tests?" "$log" |
           awk '{n += $5} END {print n + 0}')
-echo "run_tests: $((targets + fuzzers)) passed, 0 failed"
+echo "run_tests: $((targets + gopkgs + fuzzers)) passed, 0 failed"
