@@ -3,9 +3,15 @@
 # the reference relays (bench/reference_relay.cc), measured from outside by
 # tools/loadgen, in one run, contenders interleaved round by round.
 #
-#   bash bench/compare.sh [--rounds 5] [--seconds 3] [--out DIR] [--quick | --flood | --engines]
+#   bash bench/compare.sh [--rounds 5] [--seconds 3] [--out DIR] [--quick | --flood | --engines | --tailscale]
 #                         [--variant NAME="RELAYD FLAGS"]...
 #
+# Contender "tailscale" is Tailscale's own peer relay server
+# (tailscale.com/net/udprelay at the version bridge/go.mod pins, what
+# tailscaled runs with --relay-server-port), served by bridge/cmd/tsrelay
+# behind the same HTTP allocation, so loadgen drives it exactly like relayd.
+# --tailscale: relayd's two engines and Tailscale's relay only, in the four
+# one-pair rows and the many-pairs mix.
 # --quick: the two GSO rows only; --flood: relayd's 1400B-gso row with and
 # without 20 000 forged Binds/s, back to back, for the flood ratio;
 # --engines: relayd's two engines only, in the relay-bound GSO rows and the
@@ -37,6 +43,7 @@ while [ $# -gt 0 ]; do
     --quick) quick=1; shift ;;
     --flood) flood_only=1; quick=1; shift ;;
     --engines) engines_only=1; quick=1; shift ;;
+    --tailscale) tailscale_only=1; shift ;;
     --variant) variants+=("$2"); shift 2 ;;
     *) echo "compare: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -47,10 +54,13 @@ bazel build -c opt //tools:relayd //tools/loadgen //bench:reference_relay > /dev
   || { echo "compare: build failed (bazel build -c opt //tools:relayd //tools/loadgen //bench:reference_relay)" >&2; exit 1; }
 # The Bazel server (a JVM whose collector wakes on both cores) is not needed
 # while measuring: stop it (the next bazel command starts it again).
-bazel shutdown > /dev/null 2>&1 || true
-mkdir -p "$out"
 bin=$(mktemp -d)
 cp bazel-bin/tools/relayd bazel-bin/tools/loadgen/loadgen bazel-bin/bench/reference_relay "$bin/"
+command -v go > /dev/null || export PATH="$PATH:/usr/local/go/bin"
+(cd bridge && go build -o "$bin/tsrelay" ./cmd/tsrelay) \
+  || { echo "compare: cannot build bridge/cmd/tsrelay (Tailscale's relay)" >&2; exit 1; }
+bazel shutdown > /dev/null 2>&1 || true
+mkdir -p "$out"
 work=$(mktemp -d)
 relay_pid=
 trap 'kill $relay_pid 2>/dev/null || true; rm -rf "$work" "$bin"' EXIT
@@ -58,7 +68,8 @@ echo "tok" > "$work/token"
 raw="$out/compare-raw.jsonl"
 : > "$raw"
 
-contenders=(relayd_uring relayd_mmsg ref_mmsg ref_mmsg_gso ref_gro_gso)
+contenders=(relayd_uring relayd_mmsg ref_mmsg ref_mmsg_gso ref_gro_gso tailscale)
+[ "${tailscale_only:-0}" = 1 ] && contenders=(relayd_uring relayd_mmsg tailscale)
 [ "${flood_only:-0}" = 1 ] && contenders=(relayd_uring relayd_mmsg)
 [ "${engines_only:-0}" = 1 ] && contenders=(relayd_uring relayd_mmsg)
 declare -A variant_flags
@@ -67,7 +78,7 @@ for v in "${variants[@]}"; do
   variant_flags["uring_${v%%=*}"]="${v#*=}"
 done
 # coturn, the relay users would pick instead, when Debian's coturn is here.
-if [ "${flood_only:-0}" = 1 ] || [ "${engines_only:-0}" = 1 ]; then
+if [ "${flood_only:-0}" = 1 ] || [ "${engines_only:-0}" = 1 ] || [ "${tailscale_only:-0}" = 1 ]; then
   :
 elif command -v turnserver > /dev/null; then
   contenders+=(coturn)
@@ -85,6 +96,8 @@ scenarios=("64B-plain|64|plain|44|1|0|0" "64B-gso|64|gso|44|1|0|0"
 [ "$quick" = 1 ] && scenarios=("64B-gso|64|gso|44|1|0|0" "1400B-gso|1400|gso|44|1|0|0")
 # --flood: only the 1400B-gso row with and without the flood, relayd only.
 [ "${flood_only:-0}" = 1 ] && scenarios=("1400B-gso|1400|gso|44|1|0|0" "1400B-gso-flood|1400|gso|44|1|0|20000")
+[ "${tailscale_only:-0}" = 1 ] && scenarios=("64B-plain|64|plain|44|1|0|0" "64B-gso|64|gso|44|1|0|0"
+  "1400B-plain|1400|plain|44|1|0|0" "1400B-gso|1400|gso|44|1|0|0" "many-pairs|200|plain|1|2000|150000|0")
 [ "${engines_only:-0}" = 1 ] && scenarios=("64B-gso|64|gso|44|1|0|0" "1400B-gso|1400|gso|44|1|0|0"
   "many-pairs|200|plain|1|2000|150000|0")
 
@@ -99,6 +112,15 @@ start_relay() {  # contender
         --admin_listen=127.0.0.1:0 --admin_token_file="$work/token" --alloc_rate=100000 \
         --alloc_burst=100000 --alloc_rate_total=100000 --alloc_burst_total=100000 \
         --max_endpoints_per_caller=0 2> "$log" &
+      relay_pid=$!
+      for _ in $(seq 100); do grep -q "listening on" "$log" 2>/dev/null && break; sleep 0.05; done
+      port=$(sed -n 's/.* port \([0-9]*\) engine.*/\1/p' "$log" | head -1)
+      admin=$(sed -n 's/.*admin API on \([0-9.:]*\).*/\1/p' "$log" | head -1)
+      how=(--admin="$admin" --token_file="$work/token")
+      ;;
+    tailscale)
+      echo tok > "$work/token"
+      taskset -c 0 "$bin/tsrelay" --admin_listen=127.0.0.1:0 --admin_token_file="$work/token" > "$log" 2>&1 &
       relay_pid=$!
       for _ in $(seq 100); do grep -q "listening on" "$log" 2>/dev/null && break; sleep 0.05; done
       port=$(sed -n 's/.* port \([0-9]*\) engine.*/\1/p' "$log" | head -1)
@@ -143,7 +165,7 @@ for round in $(seq "$rounds"); do
   for sc in "${scenarios[@]}"; do
     IFS='|' read -r name size burst bsize pairs rate forge <<< "$sc"
     for c in "${order[@]}"; do
-      if [ "$forge" != 0 ] && { [ "${c#ref_}" != "$c" ] || [ "$c" = coturn ]; }; then continue; fi
+      if [ "$forge" != 0 ] && { [ "${c#ref_}" != "$c" ] || [ "$c" = coturn ] || [ "$c" = tailscale ]; }; then continue; fi
       start_relay "$c"
       if ! "$bin/loadgen" --relay="127.0.0.1:$port" "${how[@]}" --pairs="$pairs" --setup_rate=0 \
           --size="$size" --burst="$burst" --burst_size="$bsize" --rate="$rate" \
@@ -165,7 +187,7 @@ done
 # Handshakes completed end to end: 8 client threads setting up 1000 pairs (HTTP
 # allocation, Bind, Challenge, Answer, probe for each side), as fast as the
 # relay answers, relayd with 1 and 2 workers, unpinned.
-if [ "$quick" = 0 ]; then
+if [ "$quick" = 0 ] && [ "${tailscale_only:-0}" = 0 ]; then
   for round in $(seq "$rounds"); do
     for w in 1 2; do
       "$bin/relayd" --listen=127.0.0.1 --port=0 --workers=$w --admin_listen=127.0.0.1:0 \

@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import sys
 
-REFS = ["ref_mmsg", "ref_mmsg_gso", "ref_gro_gso", "coturn"]
+REFS = ["ref_mmsg", "ref_mmsg_gso", "ref_gro_gso", "coturn", "tailscale"]
 RELAYD = ["relayd_uring", "relayd_mmsg"]
 
 
@@ -24,7 +24,7 @@ def main():
     hs = [r for r in rows if r["scenario"].startswith("handshakes")]
     rows = [r for r in rows if not r["scenario"].startswith("handshakes")]
     scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
-    order = RELAYD + ["ref_mmsg", "ref_mmsg_gso", "ref_gro_gso", "coturn"]
+    order = RELAYD + REFS
     contenders = sorted(set(r["contender"] for r in rows),
                         key=lambda c: order.index(c) if c in order else len(order))
     table = {}
@@ -45,17 +45,23 @@ def main():
                 "loss_percent_median": statistics.median(r["loss_percent"] for r in rs),
                 "relay_busy_median": statistics.median(busy) if busy else -1,
                 "relay_bound_rounds": sum(r["bound"] == "relay-bound" for r in rs),
+                # Relay CPU per delivered datagram: the relay core's busy
+                # share over the datagrams delivered per second, per round.
+                "relay_ns_per_datagram_median": statistics.median(
+                    [r["relay_busy"] * 1e3 / r["delivered_mpps"] for r in rs
+                     if r["relay_busy"] >= 0 and r["delivered_mpps"] > 0] or [-1]),
             }
     print()
-    print("%-12s %-13s %-26s %-24s %6s %8s %s" % (
+    print("%-12s %-13s %-26s %-24s %6s %8s %9s %s" % (
         "scenario", "contender", "Mpps median [min-max]", "Gbit/s median [min-max]",
-        "loss", "relay cpu", "relay-bound rounds"))
+        "loss", "relay cpu", "ns/dgram", "relay-bound rounds"))
     for (s, c), t in table.items():
-        print("%-12s %-13s %-26s %-24s %5.2f%% %7.0f%% %d/%d" % (
+        print("%-12s %-13s %-26s %-24s %5.2f%% %7.0f%% %9.0f %d/%d" % (
             s, c,
             "%.3f [%.3f-%.3f]" % (t["mpps_median"], t["mpps_min"], t["mpps_max"]),
             "%.2f [%.2f-%.2f]" % (t["gbps_median"], t["gbps_min"], t["gbps_max"]),
             t["loss_percent_median"], 100 * t["relay_busy_median"],
+            t["relay_ns_per_datagram_median"],
             t["relay_bound_rounds"], t["rounds"]))
     ratios = []
     print()

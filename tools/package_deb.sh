@@ -2,9 +2,12 @@
 # Builds relayd_<version>_<arch>.deb from the Bazel outputs.
 #
 #   bash tools/package_deb.sh [--out DIR]                  builds with Bazel (-c opt)
-#   bash tools/package_deb.sh --relayd B --relayctl B [--out DIR]   packages given binaries
+#   bash tools/package_deb.sh --relayd B --relayctl B [--bridge B] [--out DIR]   packages given binaries
 #
-# The package: /usr/bin/relayd and relayctl, the systemd unit, the annotated
+# The package: /usr/bin/relayd and relayctl, the systemd unit, the tailnet
+# bridge (/usr/bin/relayd-bridge, built with go from bridge/ unless given;
+# its unit relayd-bridge.service, disabled until an auth key is in place;
+# /etc/relayd/bridge.env), the annotated
 # flag file and an empty allowlist as conffiles under /etc/relayd, the
 # Grafana dashboard and the README under /usr/share. Depends: is computed
 # from the binaries by dpkg-shlibdeps (plus adduser for the system user).
@@ -17,11 +20,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out=.
 relayd=""
 relayctl=""
+bridge=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
     --relayd) relayd=$2; shift 2 ;;
     --relayctl) relayctl=$2; shift 2 ;;
+    --bridge) bridge=$2; shift 2 ;;
     *) echo "package_deb: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -29,6 +34,12 @@ if [ -z "$relayd" ] || [ -z "$relayctl" ]; then
   (cd "$root" && bazel build -c opt //tools:relayd //tools:relayctl)
   relayd="$root/bazel-bin/tools/relayd"
   relayctl="$root/bazel-bin/tools/relayctl"
+fi
+if [ -z "$bridge" ]; then
+  command -v go > /dev/null || export PATH="$PATH:/usr/local/go/bin"
+  bridge="$(mktemp -d)/relayd-bridge"
+  (cd "$root/bridge" && go build -ldflags=-s -o "$bridge" ./cmd/relayd-bridge) \
+    || { echo "package_deb: cannot build relayd-bridge (Go 1.26 in /usr/local/go?)" >&2; exit 1; }
 fi
 for tool in dpkg-deb dpkg-shlibdeps; do
   command -v "$tool" > /dev/null || { echo "package_deb: needs $tool (apt install dpkg-dev)" >&2; exit 1; }
@@ -47,6 +58,10 @@ install -m 0755 "$relayd" "$pkg/usr/bin/relayd"
 install -m 0755 "$relayctl" "$pkg/usr/bin/relayctl"
 strip --strip-unneeded "$pkg/usr/bin/relayd" "$pkg/usr/bin/relayctl"
 install -m 0644 "$root/tools/relayd.service" "$pkg/lib/systemd/system/relayd.service"
+# The tailnet bridge (Go, bridge/), its unit and flags.
+install -m 0755 "$bridge" "$pkg/usr/bin/relayd-bridge"
+install -m 0644 "$root/tools/relayd-bridge.service" "$pkg/lib/systemd/system/relayd-bridge.service"
+install -m 0644 "$root/tools/relayd-bridge.env" "$pkg/etc/relayd/bridge.env"
 install -m 0644 "$root/tools/relayd.flags" "$pkg/etc/relayd/relayd.flags"
 printf '# Client disco keys allowed to allocate over UDP: discokey:<hex>, one per line.\n# Reloaded by `systemctl reload relayd`.\n' \
   > "$pkg/etc/relayd/allowlist"
@@ -81,7 +96,7 @@ Description: high-throughput UDP peer relay for Tailscale's peer-relay protocol
  Includes relayctl (admin API client), a hardened systemd unit, an
  annotated flag file and a Grafana dashboard.
 CONTROL
-printf '/etc/relayd/relayd.flags\n/etc/relayd/allowlist\n' > "$pkg/DEBIAN/conffiles"
+printf '/etc/relayd/relayd.flags\n/etc/relayd/allowlist\n/etc/relayd/bridge.env\n' > "$pkg/DEBIAN/conffiles"
 
 cat > "$pkg/DEBIAN/postinst" <<'POSTINST'
 #!/bin/sh
@@ -91,11 +106,15 @@ if [ "$1" = configure ]; then
     adduser --system --group --no-create-home --home /var/lib/relayd \
       --gecos "peerrelay relayd" relayd > /dev/null
   fi
-  if [ ! -e /etc/relayd/admin_token ]; then
-    umask 077
-    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > /etc/relayd/admin_token
-    echo >> /etc/relayd/admin_token
-  fi
+  for t in admin_token bridge_token; do
+    if [ ! -e /etc/relayd/$t ]; then
+      (umask 077
+       head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > /etc/relayd/$t
+       echo >> /etc/relayd/$t)
+    fi
+  done
+  # The bridge's auth key: empty until the operator puts one there.
+  [ -e /etc/relayd/bridge_authkey ] || (umask 077; : > /etc/relayd/bridge_authkey)
   if [ -d /run/systemd/system ]; then
     systemctl daemon-reload || true
     systemctl enable relayd.service > /dev/null 2>&1 || true
@@ -112,6 +131,7 @@ cat > "$pkg/DEBIAN/prerm" <<'PRERM'
 #!/bin/sh
 set -e
 if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
+  systemctl stop relayd-bridge.service || true
   systemctl stop relayd.service || true
   systemctl disable relayd.service > /dev/null 2>&1 || true
 fi
@@ -121,9 +141,9 @@ cat > "$pkg/DEBIAN/postrm" <<'POSTRM'
 #!/bin/sh
 set -e
 if [ "$1" = purge ]; then
-  rm -f /etc/relayd/admin_token
+  rm -f /etc/relayd/admin_token /etc/relayd/bridge_token /etc/relayd/bridge_authkey
   rmdir /etc/relayd 2> /dev/null || true
-  rm -rf /var/lib/relayd
+  rm -rf /var/lib/relayd /var/lib/private/relayd-bridge /var/lib/relayd-bridge
 fi
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload || true

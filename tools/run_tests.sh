@@ -51,6 +51,10 @@ fi
     go test -count=1 -timeout 20m ./...) 2>&1 | tee -a "$log"
 gopkgs=$(grep -cE '^ok +peerrelay/bridge' "$log" || true)
 
+echo "== package test (.deb with relayd, relayctl and relayd-bridge: install, check, purge)"
+bash tests/package_test.sh "$bin/tools/relayd" "$bin/tools/relayctl" tools/package_deb.sh 2>&1 | tee -a "$log"
+pkgtests=$(grep -c '^package test: 1 passed' "$log" || true)
+
 fuzzers=0
 if [ "${QUICK:-0}" != "1" ]; then
   echo "== bazel test --config=asan //... (clang, ASan + UBSan)"
@@ -70,4 +74,4 @@ fi
 # "Executed X out of Y tests: Y tests pass." per bazel run.
 targets=$(grep -oE "Executed [0-9]+ out of [0-9]+ tests?" "$log" |
           awk '{n += $5} END {print n + 0}')
-echo "run_tests: $((targets + gopkgs + fuzzers)) passed, 0 failed"
+echo "run_tests: $((targets + gopkgs + pkgtests + fuzzers)) passed, 0 failed"

@@ -42,7 +42,7 @@ var (
 	controlURL    = flag.String("control_url", "", "coordination server: empty for Tailscale's, or a Headscale URL such as https://headscale.example.com")
 	hostname      = flag.String("hostname", "relayd-bridge", "the bridge's node name in the tailnet")
 	stateDir      = flag.String("state_dir", "/var/lib/relayd-bridge", "where the node keeps its identity and state (created 0700)")
-	authKeyFile   = flag.String("auth_key_file", "", "file holding an auth key for the first login (tagged: see --advertise_tags), or 'credential:NAME' (systemd LoadCredential=); not needed once the state directory holds a logged-in node")
+	authKeyFile   = flag.String("auth_key_file", "", "file holding an auth key for the first login (tagged: see --advertise_tags), or 'credential:NAME' (systemd LoadCredential=); not needed once the state directory holds a logged-in node (an empty file: none)")
 	tags          = flag.String("advertise_tags", "tag:relay", "comma-separated tags the node asks for; grants name them")
 	relaydURL     = flag.String("relayd_url", "http://127.0.0.1:9780", "relayd's admin API")
 	relaydToken   = flag.String("relayd_token_file", "", "file holding the token relayd reads from --admin_bridge_token_file, or 'credential:NAME' (required)")
@@ -102,7 +102,7 @@ func main() {
 	}
 	var authKey string
 	if *authKeyFile != "" {
-		if authKey, err = bridge.ReadSecret(*authKeyFile); err != nil {
+		if authKey, err = bridge.ReadSecret(*authKeyFile); err != nil && !errors.Is(err, bridge.ErrEmptySecret) {
 			fail("--auth_key_file: %v", err)
 		}
 	}

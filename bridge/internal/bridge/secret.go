@@ -1,12 +1,16 @@
 package bridge
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 )
+
+// ErrEmptySecret: the file holds no secret (callers may treat it as none).
+var ErrEmptySecret = errors.New("empty")
 
 // ReadSecret reads a one-line secret from path, or from the systemd
 // credential NAME when path is "credential:NAME" ($CREDENTIALS_DIRECTORY,
@@ -42,7 +46,7 @@ func ReadSecret(path string) (string, error) {
 	line, _, _ := strings.Cut(string(b), "\n")
 	line = strings.TrimSpace(line)
 	if line == "" {
-		return "", fmt.Errorf("%s: empty", path)
+		return "", fmt.Errorf("%s: %w", path, ErrEmptySecret)
 	}
 	return line, nil
 }
