@@ -44,20 +44,23 @@ func tailscaleBinaries(t *testing.T) (daemon, cli string) {
 // tailscaledNode is a real tailscaled (userspace networking, its own state
 // directory and socket) and the tailscale CLI that talks to it.
 type tailscaledNode struct {
-	t    *testing.T
-	name string
-	dir  string
-	sock string
-	cli  string
-	log  *syncBuffer
+	t     *testing.T
+	name  string
+	dir   string
+	sock  string
+	cli   string
+	log   *syncBuffer
+	pid   int
+	socks string // tailscaled's SOCKS5 proxy into the tailnet
 }
 
 func startTailscaled(t *testing.T, tn *tailnet, name string, extraEnv ...string) *tailscaledNode {
 	daemon, cli := tailscaleBinaries(t)
 	dir := t.TempDir()
-	n := &tailscaledNode{t: t, name: name, dir: dir, sock: filepath.Join(dir, "tailscaled.sock"), cli: cli, log: &syncBuffer{}}
+	n := &tailscaledNode{t: t, name: name, dir: dir, sock: filepath.Join(dir, "tailscaled.sock"), cli: cli, log: &syncBuffer{},
+		socks: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	cmd := exec.Command(daemon, "--tun=userspace-networking", "--statedir="+dir, "--socket="+n.sock,
-		"--port=0", "--no-logs-no-support")
+		"--port=0", "--no-logs-no-support", "--socks5-server="+n.socks)
 	cmd.Env = append(os.Environ(),
 		"TS_NETCHECK_GENERATE_204_URL="+tn.url+"/generate_204",
 		"TS_ASSUME_NETWORK_UP_FOR_TEST=1",
@@ -75,6 +78,7 @@ func startTailscaled(t *testing.T, tn *tailnet, name string, extraEnv ...string)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	n.pid = cmd.Process.Pid
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() {

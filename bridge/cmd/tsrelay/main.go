@@ -6,8 +6,9 @@
 //	tsrelay --port=0 --admin_listen=127.0.0.1:0 --admin_token_file=T
 //
 // Serves POST /v0/relay/endpoint (bearer token; the endpoint JSON relayd
-// answers with) and GET /v0/relay/sessions (the server key and session
-// count, which loadgen reads). Logs "listening on 127.0.0.1 port P" and
+// answers with; relayd-bridge's Requester field is ignored), GET
+// /v0/relay/sessions (the server key and session count, which loadgen
+// reads) and GET /readyz, so relayd-bridge can front it too. Logs "listening on 127.0.0.1 port P" and
 // "admin API on ADDR" as relayd does.
 package main
 
@@ -134,6 +135,7 @@ func main() {
 		json.NewEncoder(w).Encode(map[string]any{"ServerDisco": sd, "ServerPort": *port,
 			"Count": len(srv.GetSessions()), "Sessions": []any{}})
 	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ready") })
 	ln, err := net.Listen("tcp", *adminAddr)
 	if err != nil {
 		log.Fatalf("--admin_listen: %v", err)
