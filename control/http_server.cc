@@ -21,10 +21,6 @@
 namespace peerrelay::control {
 namespace {
 
-// Headers per request, at most.
-constexpr size_t kMaxHeaders = 100;
-// A chunk-size line ("1a2b;ext\r\n") longer than this is not one.
-constexpr size_t kMaxChunkLine = 64;
 // Time to finish writing a response before a closing connection is cut.
 constexpr int kCloseLingerMs = 5'000;
 // After the last response of a connection we stop writing and read (and
@@ -55,48 +51,19 @@ const char* Reason(int status) {
   return "Unknown";
 }
 
-bool IsToken(absl::string_view s) {
-  if (s.empty()) return false;
-  for (char ch : s) {
-    if (ch <= 32 || ch >= 127 || std::strchr("()<>@,;:\\\"/[]?={}", ch)) {
-      return false;
-    }
-  }
-  return true;
-}
-
 }  // namespace
 
-absl::string_view HttpRequest::Header(absl::string_view lower_name) const {
-  for (const auto& [k, v] : headers) {
-    if (k == lower_name) return v;
-  }
-  return {};
-}
-
-std::optional<std::string> HttpRequest::QueryParam(
-    absl::string_view key) const {
-  for (absl::string_view part : absl::StrSplit(query, '&')) {
-    std::pair<absl::string_view, absl::string_view> kv =
-        absl::StrSplit(part, absl::MaxSplits('=', 1));
-    if (kv.first == key) return std::string(kv.second);
-  }
-  return std::nullopt;
-}
-
 struct HttpServer::Conn {
-  enum State : uint8_t { kIdle, kHead, kBody, kClosing, kDraining };
+  explicit Conn(HttpParserLimits limits) : parser(limits) {}
+  // kRequest: a request's first byte has arrived (its deadline runs).
+  enum State : uint8_t { kIdle, kRequest, kClosing, kDraining };
   int fd = -1;
   SocketAddress peer;
   std::string ip;
   State state = kIdle;
-  std::string in;
+  HttpRequestParser parser;
   std::string out;
   size_t out_off = 0;
-  HttpRequest req;
-  bool chunked = false;
-  size_t content_length = 0;
-  bool keep_alive = true;
   size_t drained = 0;
   int64_t deadline_ms = 0;
   uint32_t interest = 0;
@@ -228,7 +195,9 @@ void HttpServer::Accept(int64_t now_ms) {
       continue;
     }
     ++from_ip;
-    auto c = std::make_unique<Conn>();
+    auto c = std::make_unique<Conn>(HttpParserLimits{
+        .max_header_bytes = limits_.max_header_bytes,
+        .max_body_bytes = limits_.max_body_bytes});
     c->fd = fd;
     c->peer = *peer;
     c->ip = ip;
@@ -260,7 +229,6 @@ void HttpServer::Finish(Conn& c) {
   shutdown(c.fd, SHUT_WR);
   c.state = Conn::kDraining;
   c.deadline_ms = NowMs() + kDrainMs;
-  c.in.clear();
   UpdateInterest(c);
 }
 
@@ -296,7 +264,7 @@ void HttpServer::UpdateInterest(Conn& c) {
   if (c.out_off < c.out.size()) {
     want = EPOLLOUT;
   } else if (c.state == Conn::kDraining ||
-             (c.state != Conn::kClosing && c.in.size() < cap)) {
+             (c.state != Conn::kClosing && c.parser.buffered() < cap)) {
     want = EPOLLIN;
   }
   if (want == c.interest) return;
@@ -316,10 +284,11 @@ void HttpServer::OnReadable(Conn& c, int64_t now_ms) {
   const size_t cap = limits_.max_header_bytes + limits_.max_body_bytes;
   char buf[4096];
   bool eof = false;
-  while (c.in.size() < cap) {
-    const ssize_t n = read(fd, buf, std::min(sizeof(buf), cap - c.in.size()));
+  while (c.parser.buffered() < cap) {
+    const ssize_t n =
+        read(fd, buf, std::min(sizeof(buf), cap - c.parser.buffered()));
     if (n > 0) {
-      c.in.append(buf, size_t(n));
+      c.parser.Feed(absl::string_view(buf, size_t(n)));
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -400,144 +369,51 @@ void HttpServer::Respond(Conn& c, const HttpResponse& r, bool close) {
   }
 }
 
-HttpServer::Step HttpServer::Reject(Conn& c, int status, const char* text) {
+void HttpServer::Reject(Conn& c, int status, const std::string& text) {
   rejected_.fetch_add(1, std::memory_order_relaxed);
   Respond(c, {.status = status,
               .content_type = "text/plain",
               .body = absl::StrCat(text, "\n")},
           /*close=*/true);
-  return Step::kStop;
-}
-
-HttpServer::Step HttpServer::ReadHead(Conn& c) {
-  const size_t end = c.in.find("\r\n\r\n");
-  if (end == std::string::npos || end + 4 > limits_.max_header_bytes) {
-    if (c.in.size() < limits_.max_header_bytes) return Step::kWait;
-    return Reject(c, 431, "request head too large");
-  }
-  std::vector<absl::string_view> lines =
-      absl::StrSplit(absl::string_view(c.in).substr(0, end), "\r\n");
-  std::vector<absl::string_view> first = absl::StrSplit(lines[0], ' ');
-  if (first.size() != 3 || !IsToken(first[0]) || first[1].empty() ||
-      first[1][0] != '/') {
-    return Reject(c, 400, "malformed request line");
-  }
-  if (first[2] != "HTTP/1.1" && first[2] != "HTTP/1.0") {
-    return Reject(c, 505, "HTTP/1.0 or HTTP/1.1 only");
-  }
-  if (lines.size() - 1 > kMaxHeaders) return Reject(c, 431, "too many headers");
-  c.req.method = std::string(first[0]);
-  const size_t q = first[1].find('?');
-  c.req.path = std::string(first[1].substr(0, q));
-  if (q != absl::string_view::npos) {
-    c.req.query = std::string(first[1].substr(q + 1));
-  }
-  for (size_t i = 1; i < lines.size(); ++i) {
-    const size_t colon = lines[i].find(':');
-    if (colon == absl::string_view::npos ||
-        !IsToken(lines[i].substr(0, colon))) {
-      return Reject(c, 400, "malformed header");
-    }
-    c.req.headers.emplace_back(
-        absl::AsciiStrToLower(lines[i].substr(0, colon)),
-        std::string(absl::StripAsciiWhitespace(lines[i].substr(colon + 1))));
-  }
-  const absl::string_view conn = c.req.Header("connection");
-  c.keep_alive = first[2] == "HTTP/1.1"
-                     ? !absl::EqualsIgnoreCase(conn, "close")
-                     : absl::EqualsIgnoreCase(conn, "keep-alive");
-  c.in.erase(0, end + 4);
-  // Framing: chunked, or a Content-Length, never both.
-  const absl::string_view te = c.req.Header("transfer-encoding");
-  const absl::string_view cl = c.req.Header("content-length");
-  c.chunked = !te.empty();
-  c.content_length = 0;
-  if (c.chunked && (!absl::EqualsIgnoreCase(te, "chunked") || !cl.empty())) {
-    return Reject(c, 400, "unsupported transfer encoding");
-  }
-  const bool digits = std::all_of(
-      cl.begin(), cl.end(), [](char ch) { return absl::ascii_isdigit(ch); });
-  if (!cl.empty() && (!digits || cl.size() > 12 ||
-                      !absl::SimpleAtoi(cl, &c.content_length))) {
-    return Reject(c, 400, "bad Content-Length");
-  }
-  // The hook (the token check) before a byte of body is read.
-  if (std::optional<HttpResponse> early = on_headers_(c.req)) {
-    Respond(c, *early, /*close=*/true);
-    return Step::kStop;
-  }
-  if (c.content_length > limits_.max_body_bytes) {
-    return Reject(c, 413, "request body too large");
-  }
-  return Step::kDone;
-}
-
-HttpServer::Step HttpServer::ReadBody(Conn& c) {
-  if (c.chunked) return ReadChunks(c);
-  if (c.in.size() < c.content_length) return Step::kWait;
-  c.req.body = c.in.substr(0, c.content_length);
-  c.in.erase(0, c.content_length);
-  return Step::kDone;
-}
-
-HttpServer::Step HttpServer::ReadChunks(Conn& c) {
-  while (true) {
-    const size_t eol = c.in.find("\r\n");
-    if (eol == std::string::npos) {
-      if (c.in.size() > kMaxChunkLine) return Reject(c, 400, "malformed chunk");
-      return Step::kWait;
-    }
-    absl::string_view line = absl::string_view(c.in).substr(0, eol);
-    line = line.substr(0, line.find(';'));
-    size_t size = 0;
-    if (line.empty() || line.size() > 8 || !absl::SimpleHexAtoi(line, &size)) {
-      return Reject(c, 400, "malformed chunk");
-    }
-    if (size > limits_.max_body_bytes - c.req.body.size()) {
-      return Reject(c, 413, "request body too large");
-    }
-    if (size == 0) {
-      // Trailers are not taken: the last chunk ends with an empty line.
-      if (c.in.size() < eol + 4) return Step::kWait;
-      if (c.in.compare(eol + 2, 2, "\r\n") != 0) {
-        return Reject(c, 400, "trailers are not accepted");
-      }
-      c.in.erase(0, eol + 4);
-      return Step::kDone;
-    }
-    if (c.in.size() < eol + 2 + size + 2) return Step::kWait;
-    if (c.in.compare(eol + 2 + size, 2, "\r\n") != 0) {
-      return Reject(c, 400, "malformed chunk");
-    }
-    c.req.body.append(c.in, eol + 2, size);
-    c.in.erase(0, eol + 2 + size + 2);
-  }
 }
 
 void HttpServer::Process(Conn& c, int64_t now_ms) {
+  using Event = HttpRequestParser::Event;
   while (c.out.empty() && c.state != Conn::kClosing &&
          c.state != Conn::kDraining) {
     if (c.state == Conn::kIdle) {
-      if (c.in.empty()) return;
-      c.state = Conn::kHead;
-      c.req = HttpRequest();
-      c.req.peer = c.peer;
+      if (c.parser.idle()) return;
+      c.state = Conn::kRequest;
       c.deadline_ms = now_ms + limits_.request_timeout_ms;
     }
-    if (c.state == Conn::kHead) {
-      if (ReadHead(c) != Step::kDone) return;
-      c.state = Conn::kBody;
+    switch (c.parser.Next()) {
+      case Event::kNeedMore:
+        return;
+      case Event::kError:
+        Reject(c, c.parser.error_status(), c.parser.error_text());
+        return;
+      case Event::kHeadReady:
+        // The hook (the token check) before a byte of body is read.
+        c.parser.request().peer = c.peer;
+        if (std::optional<HttpResponse> early = on_headers_(c.parser.request())) {
+          Respond(c, *early, /*close=*/true);
+          return;
+        }
+        continue;
+      case Event::kComplete: {
+        const bool keep_alive = c.parser.keep_alive();
+        const HttpResponse r = handler_(c.parser.request());
+        Respond(c, r, !keep_alive);
+        if (keep_alive) {
+          c.state = Conn::kIdle;
+          c.deadline_ms = now_ms + limits_.idle_timeout_ms;
+        }
+        // Written at once when the socket takes it; then the next
+        // pipelined request, else OnWritable resumes once the peer reads.
+        if (!TryWrite(c)) return;
+        continue;
+      }
     }
-    if (ReadBody(c) != Step::kDone) return;
-    const HttpResponse r = handler_(c.req);
-    Respond(c, r, !c.keep_alive);
-    if (c.keep_alive) {
-      c.state = Conn::kIdle;
-      c.deadline_ms = now_ms + limits_.idle_timeout_ms;
-    }
-    // Written at once when the socket takes it; then the next pipelined
-    // request, else OnWritable resumes once the peer reads.
-    if (!TryWrite(c)) return;
   }
 }
 

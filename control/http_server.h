@@ -17,7 +17,9 @@
 //     idle keep-alive connections;
 //   - a cap on connections in all and per client IP (over it: closed at
 //     once), and a bounded listen backlog;
-//   - pipelined requests answered one after another, in order.
+//   - pipelined requests answered one after another, in order;
+//   - requests parsed strictly (HttpRequestParser, http_parser.h: no I/O,
+//     fuzzed on its own), so that nothing in front can read one differently.
 //
 // Handlers run on the server's thread and must be quick (the admin API's
 // are: an allocation, a counter scrape, a bounded session list).
@@ -42,23 +44,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/socket_address.h"
+#include "control/http_parser.h"
 
 namespace peerrelay::control {
-
-struct HttpRequest {
-  std::string method;
-  std::string path;   // the target before '?'
-  std::string query;  // after '?', undecoded
-  // Header names lower-cased, in arrival order.
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;
-  SocketAddress peer;
-
-  // The first header of that (lower-case) name, or "".
-  absl::string_view Header(absl::string_view lower_name) const;
-  // The value of `key` in the query string ("a=1&b=2"), undecoded.
-  std::optional<std::string> QueryParam(absl::string_view key) const;
-};
 
 struct HttpResponse {
   int status = 200;
@@ -123,20 +111,14 @@ class HttpServer {
   // Writes what the socket takes; true when everything went and the
   // connection stays open for more requests.
   bool TryWrite(Conn& c);
-  // Parses and answers what `c.in` holds, request after request, while no
-  // response is waiting to be written.
+  // Maps the connection's parser events (http_parser.h) to answers,
+  // request after request, while no response is waiting to be written: the
+  // hook at kHeadReady, the handler at kComplete, an error response at
+  // kError.
   void Process(Conn& c, int64_t now_ms);
-  // What reading a part of a request came to: complete, waiting for more
-  // input, or stopped (answered and closing).
-  enum class Step { kDone, kWait, kStop };
-  // The request line and headers, the framing checks and the hook.
-  Step ReadHead(Conn& c);
-  // The body: Content-Length bytes, or chunks (ReadChunks), capped.
-  Step ReadBody(Conn& c);
-  Step ReadChunks(Conn& c);
   void Respond(Conn& c, const HttpResponse& r, bool close);
-  // An error response that closes the connection; returns kStop.
-  Step Reject(Conn& c, int status, const char* text);
+  // An error response that closes the connection.
+  void Reject(Conn& c, int status, const std::string& text);
   void UpdateInterest(Conn& c);
   // The last response is written: stop writing, discard what still comes
   // for a moment (Drain), then close.

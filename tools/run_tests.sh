@@ -68,7 +68,7 @@ if [ "${QUICK:-0}" != "1" ]; then
     //engine:handshake_limiter_test //tests:adversarial_test 2>&1 | tee -a "$log"
   echo "== fuzzers (clang, ASan + UBSan), ${FUZZ_SECONDS:-30}s each"
   FUZZ_DIR="$(mktemp -d)" bash tools/run_fuzzers.sh "${FUZZ_SECONDS:-30}"
-  fuzzers=4
+  fuzzers=5
 fi
 
 # "Executed X out of Y tests: Y tests pass." per bazel run.
