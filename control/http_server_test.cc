@@ -215,6 +215,28 @@ TEST_F(HttpServerTest, MalformedAndHugeHeadsAreRefused) {
        "HTTP/1.1 400"},
       {absl::StrCat("GET / HTTP/1.1\r\nX: ", std::string(2000, 'a'), "\r\n"),
        "HTTP/1.1 431"},
+      // Request smuggling vectors (RFC 9112 says 400; a lenient reading
+      // answered the body as a second request).
+      {"POST /a HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 27\r\n\r\n"
+       "GET /smuggled HTTP/1.1\r\n\r\n",
+       "HTTP/1.1 400"},
+      {"POST /a HTTP/1.1\r\nContent-Length:\r\n\r\n", "HTTP/1.1 400"},
+      {"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", "HTTP/1.1 400"},
+      {std::string("GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", 26), "HTTP/1.1 400"},
+      {"GET / HTTP/1.1\r\nX: a\nTransfer-Encoding: chunked\r\n\r\n",
+       "HTTP/1.1 400"},
+      {"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n"
+       "0\r\n\r\n",
+       "HTTP/1.1 400"},
+      {"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n"
+       "0\r\n\r\n",
+       "HTTP/1.1 400"},
+      {"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n"
+       "0\r\n\r\n",
+       "HTTP/1.1 400"},
+      {"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n 5\r\nhello\r\n"
+       "0\r\n\r\n",
+       "HTTP/1.1 400"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.request.substr(0, 60));
