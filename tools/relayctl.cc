@@ -13,6 +13,7 @@
 #include <httplib.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -24,6 +25,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
@@ -115,6 +117,16 @@ std::string Unreachable(const std::string& admin, httplib::Error e) {
   return absl::StrCat("request to ", admin, ": ", httplib::to_string(e));
 }
 
+// A reply from relayd: status and body, the body capped while it arrives.
+struct Reply {
+  int status = 0;
+  std::string body;
+};
+
+// The largest reply relayctl takes: a session list of the default 1000
+// endpoints is about 0.5 MB; a reply far beyond that is not relayd's.
+constexpr size_t kMaxReplyBytes = 16 << 20;
+
 class Admin {
  public:
   Admin(std::string admin, std::string token)
@@ -125,38 +137,116 @@ class Admin {
     client_.set_read_timeout(10, 0);
   }
   // The reply, or a message saying why there is none.
-  absl::StatusOr<httplib::Response> Get(const std::string& path) {
-    return Done(client_.Get(path, Headers()));
+  absl::StatusOr<Reply> Get(const std::string& path) {
+    return Send("GET", path, "");
   }
-  absl::StatusOr<httplib::Response> Post(const std::string& path,
-                                         const std::string& body) {
-    return Done(client_.Post(path, Headers(), body, "application/json"));
+  absl::StatusOr<Reply> Post(const std::string& path, const std::string& body) {
+    return Send("POST", path, body);
   }
   bool has_token() const { return !token_.empty(); }
+  // "bad reply from ADDR: WHAT", for every reply that is not what relayd
+  // sends.
+  absl::Status BadReply(const std::string& what) const {
+    return absl::DataLossError(absl::StrCat("bad reply from ", admin_, ": ", what));
+  }
 
  private:
-  httplib::Headers Headers() const {
-    if (token_.empty()) return {};
-    return {{"Authorization", "Bearer " + token_}};
-  }
-  absl::StatusOr<httplib::Response> Done(httplib::Result r) {
+  absl::StatusOr<Reply> Send(const char* method, const std::string& path,
+                             const std::string& body) {
+    httplib::Request req;
+    req.method = method;
+    req.path = path;
+    if (!token_.empty()) req.headers.emplace("Authorization", "Bearer " + token_);
+    if (req.method == "POST") {
+      req.headers.emplace("Content-Type", "application/json");
+      req.body = body;
+    }
+    Reply reply;
+    bool too_large = false;
+    req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+      if (reply.body.size() + n > kMaxReplyBytes) {
+        too_large = true;
+        return false;  // stop reading
+      }
+      reply.body.append(data, n);
+      return true;
+    };
+    httplib::Result r = client_.send(req);
+    if (too_large) {
+      return BadReply(absl::StrCat("larger than ", kMaxReplyBytes >> 20, " MiB"));
+    }
     if (!r) return absl::UnavailableError(Unreachable(admin_, r.error()));
-    return *r;
+    reply.status = r->status;
+    return reply;
   }
   std::string admin_, token_;
   httplib::Client client_;
 };
 
 // "HTTP 403: forbidden ..." plus a hint where one helps.
-int HttpFail(const Admin& admin, const httplib::Response& r) {
+int HttpFail(const Admin& admin, const Reply& r) {
   std::string msg = absl::StrCat("HTTP ", r.status, ": ",
-                                 absl::StripTrailingAsciiWhitespace(r.body));
+                                 absl::StripTrailingAsciiWhitespace(
+                                     absl::string_view(r.body).substr(0, 500)));
   if (r.status == 403 && !admin.has_token()) {
     absl::StrAppend(&msg, " (no token: pass --token_file, or run as a user "
                           "who can read ", kDefaultTokenFile, ")");
   }
   return Fail(msg);
 }
+
+// Typed reads of relayd's JSON that never throw: each says what it wanted.
+class Checked {
+ public:
+  explicit Checked(const Admin& admin) : admin_(admin) {}
+  bool ok() const { return error_.empty(); }
+  int Fail() const { return ::Fail(std::string(admin_.BadReply(error_).message())); }
+  const json* Field(const json& o, const char* key, json::value_t want,
+                    bool null_ok = false) {
+    if (!ok()) return nullptr;
+    if (!o.is_object() || !o.contains(key)) return Bad(absl::StrCat("no \"", key, "\""));
+    const json& v = o[key];
+    if (null_ok && v.is_null()) return &v;
+    const bool number = want == json::value_t::number_float;
+    if (number ? !v.is_number() : v.type() != want) {
+      return Bad(absl::StrCat("\"", key, "\" is not ", TypeName(want)));
+    }
+    return &v;
+  }
+  double Number(const json& o, const char* key, double min = 0, double max = 1e300) {
+    const json* v = Field(o, key, json::value_t::number_float);
+    if (v == nullptr) return 0;
+    const double d = v->get<double>();
+    if (!(d >= min && d <= max)) {
+      Bad(absl::StrCat("\"", key, "\" out of range"));
+      return 0;
+    }
+    return d;
+  }
+  std::string String(const json& o, const char* key, bool null_ok = false) {
+    const json* v = Field(o, key, json::value_t::string, null_ok);
+    return v == nullptr || v->is_null() ? std::string() : v->get<std::string>();
+  }
+  const json* Array(const json& o, const char* key) {
+    return Field(o, key, json::value_t::array);
+  }
+  std::nullptr_t Bad(std::string what) {
+    if (error_.empty()) error_ = std::move(what);
+    return nullptr;
+  }
+
+ private:
+  static const char* TypeName(json::value_t t) {
+    switch (t) {
+      case json::value_t::string: return "a string";
+      case json::value_t::array: return "an array";
+      case json::value_t::object: return "an object";
+      default: return "a number";
+    }
+  }
+  const Admin& admin_;
+  std::string error_;
+};
 
 int Sessions(Admin& admin) {
   std::string query = absl::StrCat("?limit=", absl::GetFlag(FLAGS_limit));
@@ -173,34 +263,50 @@ int Sessions(Admin& admin) {
     std::printf("%s\n", r->body.c_str());
     return 0;
   }
-  json j = json::parse(r->body, nullptr, false);
-  if (j.is_discarded()) return Fail("bad JSON from relayd");
-  std::printf("Server port: %d\n", j["ServerPort"].get<int>());
-  std::printf("Sessions: %zu%s\n", j["Count"].get<size_t>(),
-              j.value("Truncated", false)
-                  ? absl::StrCat(" (first ", j["Sessions"].size(), " shown)").c_str()
-                  : "");
-  for (const json& s : j["Sessions"]) {
-    std::string legs[2];
-    for (int i = 0; i < 2; ++i) {
-      const json& cl = s["Clients"][i];
-      std::string where = cl["Endpoint"].is_null()
-                              ? "<no handshake>"
-                              : cl["Endpoint"].get<std::string>();
-      legs[i] = absl::StrCat(where, "(", cl["ShortDisco"].get<std::string>(), ")");
-    }
-    const json& a = s["Clients"][0];
-    const json& b = s["Clients"][1];
-    std::printf(
-        "  VNI %u (lamport %lu, age %.0fs): %s <-> %s  -> %s pkts / %s B, "
-        "<- %s pkts / %s B\n",
-        s["VNI"].get<uint32_t>(), s["LamportID"].get<uint64_t>(),
-        s["AgeSeconds"].get<double>(), legs[0].c_str(), legs[1].c_str(),
-        Human(a["PacketsFromClient"].get<double>()).c_str(),
-        Human(a["BytesFromClient"].get<double>()).c_str(),
-        Human(b["PacketsFromClient"].get<double>()).c_str(),
-        Human(b["BytesFromClient"].get<double>()).c_str());
+  const json j = json::parse(r->body, nullptr, false);
+  Checked c(admin);
+  if (j.is_discarded() || !j.is_object()) {
+    c.Bad("not a JSON object");
+    return c.Fail();
   }
+  const double port = c.Number(j, "ServerPort", 0, 65535);
+  const double count = c.Number(j, "Count");
+  const json* sessions = c.Array(j, "Sessions");
+  if (!c.ok()) return c.Fail();
+  const bool truncated = j.contains("Truncated") && j["Truncated"].is_boolean() &&
+                         j["Truncated"].get<bool>();
+  // Check everything before printing anything.
+  std::vector<std::string> lines;
+  for (const json& s : *sessions) {
+    const json* clients = c.Array(s, "Clients");
+    if (clients != nullptr && clients->size() != 2) c.Bad("a session without 2 clients");
+    if (!c.ok()) return c.Fail();
+    std::string legs[2];
+    double pkts[2], bytes[2];
+    for (int i = 0; i < 2; ++i) {
+      const json& cl = (*clients)[i];
+      const std::string where = c.String(cl, "Endpoint", /*null_ok=*/true);
+      const std::string shortd = c.String(cl, "ShortDisco");
+      pkts[i] = c.Number(cl, "PacketsFromClient");
+      bytes[i] = c.Number(cl, "BytesFromClient");
+      legs[i] = absl::StrCat(where.empty() ? "<no handshake>" : where, "(",
+                             shortd, ")");
+    }
+    const double vni = c.Number(s, "VNI", 0, 0xffffff);
+    const double lamport = c.Number(s, "LamportID");
+    const double age = c.Number(s, "AgeSeconds");
+    if (!c.ok()) return c.Fail();
+    lines.push_back(absl::StrFormat(
+        "  VNI %u (lamport %.0f, age %.0fs): %s <-> %s  -> %s pkts / %s B, "
+        "<- %s pkts / %s B\n",
+        uint32_t(vni), lamport, age, legs[0], legs[1], Human(pkts[0]),
+        Human(bytes[0]), Human(pkts[1]), Human(bytes[1])));
+  }
+  std::printf("Server port: %d\n", int(port));
+  std::printf("Sessions: %.0f%s\n", count,
+              truncated ? absl::StrCat(" (first ", sessions->size(), " shown)").c_str()
+                        : "");
+  for (const std::string& l : lines) std::fputs(l.c_str(), stdout);
   return 0;
 }
 
@@ -216,8 +322,14 @@ int Metrics(Admin& admin) {
   while (std::getline(in, line)) {
     if (line.empty() || line[0] == '#') continue;
     const size_t sp = line.rfind(' ');
+    double v = 0;
+    if (sp == std::string::npos || sp == 0 ||
+        !absl::SimpleAtod(line.substr(sp + 1), &v) || !std::isfinite(v)) {
+      return Fail(std::string(
+          admin.BadReply(absl::StrCat("not a metrics line: ", line.substr(0, 80)))
+              .message()));
+    }
     const std::string series = line.substr(0, sp);
-    const double v = std::stod(line.substr(sp + 1));
     absl::string_view name_view(series);
     name_view = name_view.substr(0, name_view.find('{'));
     if (!absl::ConsumePrefix(&name_view, "peerrelay_")) continue;  // process_*
@@ -243,7 +355,19 @@ int Allocate(Admin& admin, const std::string& a, const std::string& b) {
   auto r = admin.Post("/v0/relay/endpoint", json{{"DiscoKeys", {a, b}}}.dump());
   if (!r.ok()) return Fail(std::string(r.status().message()));
   if (r->status != 200) return HttpFail(admin, *r);
-  std::printf("%s\n", json::parse(r->body).dump(2).c_str());
+  const json j = json::parse(r->body, nullptr, false);
+  Checked c(admin);
+  if (j.is_discarded() || !j.is_object()) {
+    c.Bad("not a JSON object");
+    return c.Fail();
+  }
+  c.String(j, "ServerDisco");
+  c.Number(j, "VNI", 1, 0xffffff);
+  c.Array(j, "AddrPorts");
+  if (!c.ok()) return c.Fail();
+  // Invalid UTF-8 in a string is replaced, never thrown over.
+  std::printf("%s\n",
+              j.dump(2, ' ', false, json::error_handler_t::replace).c_str());
   return 0;
 }
 
