@@ -56,12 +56,34 @@ absl::string_view HttpRequest::Header(absl::string_view lower_name) const {
   return {};
 }
 
+namespace {
+// RFC 3986 percent-decoding ("d%3Aab" -> "d:ab"); '+' stays '+'. An
+// invalid escape leaves the value as it came, for the caller's own
+// validation to refuse.
+std::string PercentDecode(absl::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out.push_back(s[i]);
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::string(s);
+    const int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::string(s);
+    out.push_back(char(hi * 16 + lo));
+    i += 2;
+  }
+  return out;
+}
+}  // namespace
+
 std::optional<std::string> HttpRequest::QueryParam(
     absl::string_view key) const {
   for (absl::string_view part : absl::StrSplit(query, '&')) {
     std::pair<absl::string_view, absl::string_view> kv =
         absl::StrSplit(part, absl::MaxSplits('=', 1));
-    if (kv.first == key) return std::string(kv.second);
+    if (PercentDecode(kv.first) == key) return PercentDecode(kv.second);
   }
   return std::nullopt;
 }

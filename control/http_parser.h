@@ -63,7 +63,8 @@ struct HttpRequest {
 
   // The first header of that (lower-case) name, or "".
   absl::string_view Header(absl::string_view lower_name) const;
-  // The value of `key` in the query string ("a=1&b=2"), undecoded.
+  // The value of `key` in the query string ("a=1&b=2"), percent-decoded
+  // (RFC 3986; an invalid escape leaves the value undecoded).
   std::optional<std::string> QueryParam(absl::string_view key) const;
 };
 

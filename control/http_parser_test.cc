@@ -134,6 +134,7 @@ TEST(HttpParserTest, HeadersQueryAndKeepAlive) {
   ASSERT_EQ(p.Next(), Event::kHeadReady);
   EXPECT_EQ(p.request().path, "/v0/relay/sessions");
   EXPECT_EQ(p.request().QueryParam("limit"), "5");
+  EXPECT_EQ(p.request().QueryParam("key"), "d:ab");
   EXPECT_EQ(p.request().Header("x-a"), "one");
   EXPECT_FALSE(p.keep_alive());
   ASSERT_EQ(p.Next(), Event::kComplete);
@@ -142,6 +143,17 @@ TEST(HttpParserTest, HeadersQueryAndKeepAlive) {
   p10.Feed("GET / HTTP/1.0\r\n\r\n");
   ASSERT_EQ(p10.Next(), Event::kHeadReady);
   EXPECT_FALSE(p10.keep_alive());
+}
+
+TEST(HttpParserTest, QueryValuesArePercentDecoded) {
+  HttpRequestParser p({});
+  p.Feed("GET /s?addr=%5B%3A%3A1%5D%3A7777&k%65y=a+b&bad=%zz&cut=%4 HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(p.Next(), Event::kHeadReady);
+  EXPECT_EQ(p.request().QueryParam("addr"), "[::1]:7777");
+  EXPECT_EQ(p.request().QueryParam("key"), "a+b");
+  EXPECT_EQ(p.request().QueryParam("bad"), "%zz");
+  EXPECT_EQ(p.request().QueryParam("cut"), "%4");
+  EXPECT_EQ(p.request().QueryParam("none"), std::nullopt);
 }
 
 TEST(HttpParserTest, ErrorIsFinal) {

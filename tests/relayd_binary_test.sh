@@ -320,6 +320,19 @@ grep -q "^Sessions: 0$" <<< "$("$CTL" --admin="$admin" --token_file="$work/token
   || fail "sessions --addr filter"
 grep -q "^Sessions: 1$" <<< "$("$CTL" --admin="$admin" --token_file="$work/token" sessions --addr=127.0.0.1)" \
   || fail "sessions --addr match"
+# Every documented filter form through relayctl, colons included (relayctl
+# percent-encodes them; relayd decodes query values).
+bound=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["Sessions"][0]["Clients"]; print([c["Endpoint"] for c in s if c["Endpoint"]][0])' "$work/s.json")
+for filter in "--key=d:${ka_hex:0:16}" "--key=discokey:$ka_hex" "--key=$ka_hex" "--key=${ka_hex:0:6}" \
+              "--addr=$bound" "--addr=127.0.0.1" "--addr=127.0.0.1:${bound##*:}"; do
+  out=$("$CTL" --admin="$admin" --token_file="$work/token" sessions "$filter" 2>&1) \
+    || fail "relayctl sessions $filter: $out"
+  grep -q "^Sessions: 1$" <<< "$out" || fail "relayctl sessions $filter: $out"
+done
+for filter in "--key=d:ffffffffffffffff" "--addr=127.0.0.1:1"; do
+  grep -q "^Sessions: 0$" <<< "$("$CTL" --admin="$admin" --token_file="$work/token" sessions "$filter")" \
+    || fail "relayctl sessions $filter matched"
+done
 # relayctl drain: needs the token; then what SIGUSR1 does, with progress logged.
 if "$CTL" --admin="$admin" --token_file=/dev/null drain 2> /dev/null; then fail "drain without token"; fi
 grep -q "draining: 1 endpoints left" <<< "$("$CTL" --admin="$admin" --token_file="$work/token" drain)" \
