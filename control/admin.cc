@@ -190,6 +190,17 @@ std::optional<HttpResponse> Admin::OnHeaders(const HttpRequest& req,
                 "forbidden: the session list needs a valid bearer token "
                 "(admin or read token)\n");
   }
+  if (req.path == "/metrics") {
+    const std::string conn = req.peer.ToString();
+    const int64_t now = MonotonicNowNs();
+    if (!scrape_limiter_.Allow(conn, now)) {
+      HttpResponse r = Text(429, "too many scrapes on this connection\n");
+      r.headers.emplace_back(
+          "Retry-After",
+          std::to_string(scrape_limiter_.RetryAfterSeconds(conn, now)));
+      return r;
+    }
+  }
   const absl::string_view cl = req.Header("content-length");
   if (req.method != "GET" || (!cl.empty() && cl != "0") ||
       !req.Header("transfer-encoding").empty()) {
@@ -551,6 +562,35 @@ HttpReply Admin::Metrics() const {
   for (int i = 0; i < 6; ++i) {
     add(alloc_err, {{"status", std::to_string(kErrorStatuses[i])}},
         double(http_errors_[i].load()));
+  }
+  // The admin and metrics listeners under load or attack.
+  MetricFamily* conns = family(
+      "http_connections_total",
+      "Admin HTTP connections by listener and outcome: accepted, refused "
+      "(over an address's cap), evicted (made room at the total cap), "
+      "timed_out, rejected (malformed or too large).",
+      MetricType::Counter);
+  MetricFamily* open_conns = family(
+      "http_open_connections", "Admin HTTP connections open now.",
+      MetricType::Gauge);
+  MetricFamily* paused = family(
+      "http_accept_paused_total",
+      "Times a listener paused accepting because the process was out of "
+      "file descriptors.",
+      MetricType::Counter);
+  for (const auto& [name, server] :
+       {std::pair<const char*, const HttpServer*>{"admin", http_.get()},
+        {"metrics", metrics_http_.get()}}) {
+    if (server == nullptr) continue;
+    const HttpServerStats st = server->stats();
+    for (const auto& [outcome, v] :
+         {std::pair<const char*, uint64_t>{"accepted", st.accepted},
+          {"refused", st.refused}, {"evicted", st.evicted},
+          {"timed_out", st.timed_out}, {"rejected", st.rejected}}) {
+      add(conns, {{"listener", name}, {"outcome", outcome}}, double(v));
+    }
+    add(open_conns, {{"listener", name}}, double(st.open));
+    add(paused, {{"listener", name}}, double(st.accept_paused));
   }
   MetricFamily* ready = family(
       "ready", "1 when accepting allocations (what /readyz says).",

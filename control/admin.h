@@ -136,6 +136,10 @@ class Admin {
   std::string read_token_;  // guarded by token_mu_
   std::string bridge_token_;  // guarded by token_mu_
   RateLimiter limiter_;
+  // /metrics per connection (peer address and port): a scrape renders
+  // every counter; one connection pipelining scrapes must not keep the HTTP
+  // thread busy. Prometheus scrapes every few seconds.
+  RateLimiter scrape_limiter_{2, 4};
   std::atomic<bool> draining_{false};
   std::atomic<uint64_t> http_allocations_{0};
   // Allocation errors by HTTP status: 400, 403, 405, 429, 500, 503.

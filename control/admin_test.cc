@@ -4,6 +4,7 @@
 #include "control/admin.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <httplib.h>
@@ -498,6 +499,62 @@ TEST_F(AdminTest, EndpointCapAppliesPerRequesterBehindTheBridge) {
   EXPECT_EQ(Post(KeysBody(k(), k()), kBridgeToken)->status, 200);
   EXPECT_EQ(Post(KeysBody(k(), k()), kBridgeToken)->status, 503);
   EXPECT_EQ(server_->endpoint_count(), 3u);
+}
+
+// Hardening 3, attack 3b: connections that pipeline /metrics and read the
+// answers as fast as they come cannot hold up anyone's /healthz.
+TEST_F(AdminTest, PipelinedScrapesCannotStarveHealthChecks) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> too_many{0};
+  std::vector<std::thread> streams;
+  for (int i = 0; i < 4; ++i) {
+    streams.emplace_back([&] {
+      const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(admin_->port());
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return;
+      std::string burst;
+      for (int k = 0; k < 50; ++k) burst += "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+      char buf[65536];
+      std::string seen;
+      while (!stop.load()) {
+        if (send(fd, burst.data(), burst.size(), MSG_NOSIGNAL) <= 0) break;
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+        while (std::chrono::steady_clock::now() < until) {
+          const ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+          if (n > 0) {
+            seen.append(buf, size_t(n));
+            if (seen.size() > 1 << 20) seen.erase(0, seen.size() - 4096);
+            if (seen.find("429") != std::string::npos) too_many = 1;
+          } else {
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+          }
+        }
+      }
+      close(fd);
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  double worst = 0;
+  for (int i = 0; i < 20; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = client_->Get("/healthz");
+    const double ms = std::chrono::duration<double, std::milli>(
+                          std::chrono::steady_clock::now() - t0)
+                          .count();
+    ASSERT_TRUE(r) << "no answer";
+    EXPECT_EQ(r->status, 200);
+    worst = std::max(worst, ms);
+  }
+  stop = true;
+  for (auto& t : streams) t.join();
+  std::printf("/healthz under 4 pipelining scrapers: worst %.1f ms\n", worst);
+  EXPECT_LT(worst, 100);
+  EXPECT_EQ(too_many.load(), 1) << "pipelined scrapes were never limited";
+  // A scrape on a fresh connection is still answered.
+  EXPECT_EQ(client_->Get("/metrics")->status, 200);
 }
 
 TEST_F(AdminTest, TokenCanBeReplaced) {

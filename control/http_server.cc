@@ -66,8 +66,20 @@ struct HttpServer::Conn {
   size_t out_off = 0;
   size_t drained = 0;
   int64_t deadline_ms = 0;
+  int64_t last_active_ms = 0;  // accepted, bytes read, a response written
   uint32_t interest = 0;
+  bool pending = false;        // in pending_
 };
+
+std::string HttpServer::AddressKey(const SocketAddress& peer) {
+  if (peer.is_ipv4()) return peer.IpString();
+  const std::array<uint8_t, 16>& b = peer.bytes();
+  std::string key;
+  for (int i = 0; i < 8; i += 2) {
+    absl::StrAppend(&key, absl::Hex(uint16_t(b[i] << 8 | b[i + 1])), ":");
+  }
+  return key + ":/64";
+}
 
 HttpServer::HttpServer(HttpLimits limits, HeadersHook on_headers,
                        Handler handler)
@@ -140,16 +152,31 @@ void HttpServer::Stop() {
 }
 
 HttpServerStats HttpServer::stats() const {
-  return {accepted_.load(), refused_.load(), timed_out_.load(),
-          rejected_.load(), requests_.load(), open_.load()};
+  HttpServerStats st;
+  st.accepted = accepted_.load();
+  st.refused = refused_.load();
+  st.evicted = evicted_.load();
+  st.accept_paused = accept_paused_.load();
+  st.timed_out = timed_out_.load();
+  st.rejected = rejected_.load();
+  st.requests = requests_.load();
+  st.open = open_.load();
+  return st;
 }
 
 void HttpServer::Run() {
   epoll_event events[64];
   int64_t next_sweep = NowMs();
   while (!stop_.load()) {
-    const int n = epoll_wait(epoll_fd_, events, 64, 100);
+    const int n = epoll_wait(epoll_fd_, events, 64, pending_.empty() ? 100 : 0);
     const int64_t now = NowMs();
+    if (listen_paused_until_ms_ != 0 && now >= listen_paused_until_ms_) {
+      listen_paused_until_ms_ = 0;
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = listen_fd_;
+      epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+    }
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
       if (fd == wake_fd_) continue;
@@ -169,11 +196,54 @@ void HttpServer::Run() {
         OnReadable(c, now);
       }
     }
+    // Connections whose buffered requests waited for their next turn.
+    std::vector<int> turn;
+    turn.swap(pending_);
+    for (int fd : turn) {
+      auto it = conns_.find(fd);
+      if (it == conns_.end()) continue;
+      Conn& c = *it->second;
+      c.pending = false;
+      Process(c, now);
+      if (!conns_.contains(fd)) continue;
+      if (c.state == Conn::kClosing && c.out.empty()) {
+        Finish(c);
+      } else {
+        UpdateInterest(c);
+      }
+    }
     if (now >= next_sweep) {
       ExpireDeadlines(now);
       next_sweep = now + 100;
     }
   }
+}
+
+void HttpServer::PauseListener(int64_t now_ms) {
+  // Out of file descriptors: the listener stays readable and accept keeps
+  // failing, so stop asking for a moment instead of spinning (the
+  // connections wait in the kernel's backlog).
+  if (listen_paused_until_ms_ != 0) return;
+  listen_paused_until_ms_ = now_ms + 100;
+  accept_paused_.fetch_add(1, std::memory_order_relaxed);
+  epoll_event ev{};
+  ev.events = 0;
+  ev.data.fd = listen_fd_;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+}
+
+bool HttpServer::EvictOne() {
+  Conn* oldest = nullptr;
+  for (const auto& [fd, c] : conns_) {
+    if (c->out_off < c->out.size()) continue;  // writing a response
+    if (oldest == nullptr || c->last_active_ms < oldest->last_active_ms) {
+      oldest = c.get();
+    }
+  }
+  if (oldest == nullptr) return false;
+  evicted_.fetch_add(1, std::memory_order_relaxed);
+  Close(oldest->fd);
+  return true;
 }
 
 void HttpServer::Accept(int64_t now_ms) {
@@ -182,27 +252,39 @@ void HttpServer::Accept(int64_t now_ms) {
     socklen_t len = sizeof(ss);
     const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len,
                            SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN, or out of fds: the rest wait in backlog
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+          errno == ENOMEM) {
+        PauseListener(now_ms);
+      }
+      return;  // EAGAIN: all taken
+    }
     auto peer = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss),
                                             len);
-    const std::string ip = peer ? peer->IpString() : std::string();
-    size_t& from_ip = per_ip_[ip];
-    if (!peer || conns_.size() >= limits_.max_connections ||
-        from_ip >= limits_.max_connections_per_ip) {
-      if (from_ip == 0) per_ip_.erase(ip);
+    const std::string key = peer ? AddressKey(*peer) : std::string();
+    auto from_ip = per_ip_.find(key);
+    if (!peer ||
+        (from_ip != per_ip_.end() &&
+         from_ip->second >= limits_.max_connections_per_ip) ||
+        (conns_.size() >= limits_.max_connections && !EvictOne())) {
       close(fd);
       refused_.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
-    ++from_ip;
+    ++per_ip_[key];  // (EvictOne may have changed the map: look it up again)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &limits_.socket_send_buffer,
+               sizeof(limits_.socket_send_buffer));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &limits_.socket_receive_buffer,
+               sizeof(limits_.socket_receive_buffer));
     auto c = std::make_unique<Conn>(HttpParserLimits{
         .max_header_bytes = limits_.max_header_bytes,
         .max_body_bytes = limits_.max_body_bytes});
     c->fd = fd;
     c->peer = *peer;
-    c->ip = ip;
+    c->ip = key;
     // The first request's deadline runs from the connection.
     c->deadline_ms = now_ms + limits_.request_timeout_ms;
+    c->last_active_ms = now_ms;
     c->interest = EPOLLIN;
     epoll_event ev{};
     ev.events = c->interest;
@@ -246,8 +328,16 @@ void HttpServer::Drain(Conn& c) {
 
 void HttpServer::ExpireDeadlines(int64_t now_ms) {
   std::vector<int> expired;
+  // Under pressure, idle connections (and ones that never sent a byte) get
+  // a short deadline: parked connections make room for real requests.
+  const bool pressure =
+      double(conns_.size()) >= limits_.pressure_share * limits_.max_connections;
   for (const auto& [fd, c] : conns_) {
-    if (now_ms >= c->deadline_ms) expired.push_back(fd);
+    if (now_ms >= c->deadline_ms ||
+        (pressure && c->state == Conn::kIdle &&
+         now_ms - c->last_active_ms >= limits_.pressure_idle_ms)) {
+      expired.push_back(fd);
+    }
   }
   for (int fd : expired) {
     timed_out_.fetch_add(1, std::memory_order_relaxed);
@@ -289,6 +379,7 @@ void HttpServer::OnReadable(Conn& c, int64_t now_ms) {
         read(fd, buf, std::min(sizeof(buf), cap - c.parser.buffered()));
     if (n > 0) {
       c.parser.Feed(absl::string_view(buf, size_t(n)));
+      c.last_active_ms = now_ms;
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -379,8 +470,18 @@ void HttpServer::Reject(Conn& c, int status, const std::string& text) {
 
 void HttpServer::Process(Conn& c, int64_t now_ms) {
   using Event = HttpRequestParser::Event;
+  int answered = 0;
   while (c.out.empty() && c.state != Conn::kClosing &&
          c.state != Conn::kDraining) {
+    if (answered == limits_.requests_per_turn) {
+      // Its turn is over; the rest of its pipelined requests wait for the
+      // next round of the loop, after everyone else's events.
+      if (!c.pending && !c.parser.idle()) {
+        c.pending = true;
+        pending_.push_back(c.fd);
+      }
+      return;
+    }
     if (c.state == Conn::kIdle) {
       if (c.parser.idle()) return;
       c.state = Conn::kRequest;
@@ -404,6 +505,8 @@ void HttpServer::Process(Conn& c, int64_t now_ms) {
         const bool keep_alive = c.parser.keep_alive();
         const HttpResponse r = handler_(c.parser.request());
         Respond(c, r, !keep_alive);
+        ++answered;
+        c.last_active_ms = now_ms;
         if (keep_alive) {
           c.state = Conn::kIdle;
           c.deadline_ms = now_ms + limits_.idle_timeout_ms;

@@ -64,17 +64,36 @@ struct HttpLimits {
   int request_timeout_ms = 10'000;
   // A keep-alive connection with no request under way.
   int idle_timeout_ms = 30'000;
-  // Connections at once, in all and from one IP address. Beyond them a new
-  // connection is closed as soon as it is accepted.
+  // Connections at once, in all and from one address (an IPv4 address, an
+  // IPv6 /64: one host's share). A new connection over its address's cap is
+  // closed as soon as it is accepted; at the total cap it takes the place
+  // of the least recently active connection that is not writing a response
+  // (idle, or a request not complete yet), so that connections parked by
+  // many addresses cannot lock everyone else out.
   size_t max_connections = 2048;
   size_t max_connections_per_ip = 64;
+  // Above this share of max_connections, an idle connection (or one that
+  // has not sent its first byte) gets `pressure_idle_ms` instead of
+  // idle_timeout_ms / request_timeout_ms.
+  double pressure_share = 0.75;
+  int pressure_idle_ms = 1'000;
+  // Requests one connection may have answered in a row before the others
+  // get their turn (pipelining cannot monopolize the server's thread).
+  int requests_per_turn = 4;
+  // Kernel socket buffers of accepted connections: small, fixed (no
+  // autotuning), so that a client that never reads holds little kernel
+  // memory; a response larger than them is written as the client reads.
+  int socket_send_buffer = 32 * 1024;
+  int socket_receive_buffer = 16 * 1024;
   // Connections the kernel may hold before we accept them.
   int listen_backlog = 128;
 };
 
 struct HttpServerStats {
   uint64_t accepted = 0;
-  uint64_t refused = 0;    // over a connection cap
+  uint64_t refused = 0;    // over an address's connection cap
+  uint64_t evicted = 0;    // closed to make room at the total cap
+  uint64_t accept_paused = 0;  // out of file descriptors: listener paused
   uint64_t timed_out = 0;  // request or idle deadline
   uint64_t rejected = 0;   // malformed, head or body too large
   uint64_t requests = 0;   // answered
@@ -126,6 +145,10 @@ class HttpServer {
   void Drain(Conn& c);
   void Close(int fd);
   void ExpireDeadlines(int64_t now_ms);
+  // Closes the least recently active connection that is not writing a
+  // response; false when there is none.
+  bool EvictOne();
+  void PauseListener(int64_t now_ms);
 
   const HttpLimits limits_;
   HeadersHook on_headers_;
@@ -139,9 +162,16 @@ class HttpServer {
   // Owned by the server's thread.
   absl::flat_hash_map<int, std::unique_ptr<Conn>> conns_;
   absl::flat_hash_map<std::string, size_t> per_ip_;
+  // Connections with requests buffered that waited for their next turn.
+  std::vector<int> pending_;
+  int64_t listen_paused_until_ms_ = 0;  // 0: listening
   // Read by stats() from any thread.
-  std::atomic<uint64_t> accepted_{0}, refused_{0}, timed_out_{0},
-      rejected_{0}, requests_{0}, open_{0};
+  std::atomic<uint64_t> accepted_{0}, refused_{0}, evicted_{0},
+      accept_paused_{0}, timed_out_{0}, rejected_{0}, requests_{0}, open_{0};
+ public:
+  // The key connections are counted under: the IPv4 address, or the IPv6
+  // /64 ("2001:db8:1:2::/64"); an IPv4-mapped address counts as IPv4.
+  static std::string AddressKey(const SocketAddress& peer);
 };
 
 }  // namespace peerrelay::control

@@ -159,6 +159,17 @@ for pair in "127.0.0.1|127.0.0.1" "::1|[::1]" "::|127.0.0.1" "::|[::1]"; do
 done
 
 # ---- Operator flows ----
+# The fd limit: the soft limit is raised to the hard one; what the admin
+# listeners may hold is clamped to it with a warning (else accept would hit
+# EMFILE under a connection flood).
+prlimit --nofile=1024:1024 "$RELAYD" --listen=127.0.0.1 --port=0 --admin_listen=127.0.0.1:0 \
+  --run_for=0.3s 2> "$work/fd.log" || fail "relayd under a 1024 fd limit: $(cat "$work/fd.log")"
+grep -q "warning: file descriptor limit 1024: admin HTTP connections capped at 768 per listener" \
+  "$work/fd.log" || fail "fd clamp warning: $(cat "$work/fd.log")"
+prlimit --nofile=1024:8192 "$RELAYD" --listen=127.0.0.1 --port=0 --admin_listen=127.0.0.1:0 \
+  --run_for=0.3s 2> "$work/fd.log" || fail "relayd with a raisable fd limit"
+if grep -q "capped at" "$work/fd.log"; then fail "soft fd limit not raised: $(cat "$work/fd.log")"; fi
+
 start_relayd() {  # args: log file, extra flags
   local log="$1"; shift
   "$RELAYD" --listen=127.0.0.1 --port=0 --workers=1 --admin_listen=127.0.0.1:0 \

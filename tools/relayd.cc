@@ -7,6 +7,7 @@
 // runs until SIGTERM or SIGINT (exit 0). Bad flags exit 2 with a message.
 // Flags and their checks live in relayd_config.cc.
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -133,6 +134,40 @@ void WarnAboutSockets(const engine::Relay& relay) {
   }
 }
 
+// Descriptors relayd keeps for itself (sockets and rings per worker, the
+// key, capture and flag files, the journal): the admin listeners share the
+// rest.
+constexpr rlim_t kReservedFds = 256;
+
+// Raises the soft fd limit to the hard one (a shell's default soft limit
+// is 1024) and returns the admin listeners' limits, their connection caps
+// clamped to what the limit allows: past it, accept would fail with EMFILE.
+control::HttpLimits AdminHttpLimits(const RelaydConfig& c) {
+  control::HttpLimits limits;
+  rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return limits;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  const size_t listeners = c.metrics_listen ? 2 : 1;
+  const size_t budget =
+      rl.rlim_cur > kReservedFds + 32 * listeners
+          ? size_t(rl.rlim_cur - kReservedFds) / listeners
+          : 32;
+  if (limits.max_connections > budget) {
+    PEERRELAY_LOG(kWarning, "file descriptor limit ", rl.rlim_cur,
+                  ": admin HTTP connections capped at ", budget,
+                  " per listener (not ", limits.max_connections,
+                  "); raise LimitNOFILE (ulimit -n) for more");
+    limits.max_connections = budget;
+    limits.max_connections_per_ip =
+        std::min(limits.max_connections_per_ip, std::max<size_t>(budget / 4, 1));
+  }
+  return limits;
+}
+
 absl::StatusOr<Running> StartServing(const RelaydConfig& c,
                                      std::optional<engine::PortGuard> guard) {
   Running r;
@@ -225,7 +260,8 @@ absl::StatusOr<Running> StartServing(const RelaydConfig& c,
          // The same path as the signal: the main loop drains.
          .on_drain = [] { kill(getpid(), SIGUSR1); },
          .version = kVersion,
-         .commit = PEERRELAY_GIT_COMMIT});
+         .commit = PEERRELAY_GIT_COMMIT,
+         .http_limits = AdminHttpLimits(c)});
     if (!a.ok()) return a.status();
     r.admin = std::move(*a);
     PEERRELAY_LOG(kInfo, "admin API on ", HostPort(*c.admin_listen, r.admin->port()),
