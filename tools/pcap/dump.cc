@@ -29,12 +29,35 @@ std::string DiscoTypeName(uint8_t type) {
 Dumper::Dumper(std::vector<disco::KeyPair> secrets)
     : secrets_(std::move(secrets)) {}
 
+const std::optional<disco::SharedKey>& Dumper::Shared(
+    const disco::DiscoKey& peer, const disco::KeyPair& own) {
+  auto key = std::make_pair(own.public_key(), peer);
+  auto it = shared_.find(key);
+  if (it != shared_.end()) return it->second;
+  if (shared_.size() >= kMaxCached) shared_.clear();
+  ++shared_computations_;
+  return shared_.emplace(key, disco::SharedKey::Compute(peer, own))
+      .first->second;
+}
+
+void Dumper::NotePeer(const disco::DiscoKey& key, const SocketAddress& from) {
+  if (key_at_.size() >= kMaxCached) key_at_.clear();
+  key_at_[from] = key;
+  if (!peer_set_.insert(key).second) return;
+  peers_.push_back(key);
+  if (peers_.size() > kMaxPeers) {
+    peer_set_.erase(peers_.front());
+    peers_.pop_front();
+  }
+}
+
 std::vector<uint8_t> Dumper::TryOpen(const disco::DiscoKey& sender,
-                                     const uint8_t* sealed, size_t sealed_len) {
+                                     const uint8_t* sealed, size_t sealed_len,
+                                     const std::optional<disco::DiscoKey>& hint) {
   if (sealed_len < disco::kBoxOverhead) return {};
   std::vector<uint8_t> out(sealed_len - disco::kBoxOverhead);
   auto attempt = [&](const disco::DiscoKey& peer, const disco::KeyPair& own) {
-    auto shared = disco::SharedKey::Compute(peer, own);
+    const std::optional<disco::SharedKey>& shared = Shared(peer, own);
     size_t n = 0;
     disco::EnvelopeView v{sender.bytes.data(), sealed, sealed_len};
     if (shared && disco::OpenEnvelope(*shared, v, out.data(), &n)) {
@@ -49,7 +72,9 @@ std::vector<uint8_t> Dumper::TryOpen(const disco::DiscoKey& sender,
       if (attempt(sender, own)) return out;
       continue;
     }
-    // Sealed by us to someone we have seen.
+    // Sealed by us: to whoever last sent from where it goes, else to one of
+    // the recent peers.
+    if (hint && attempt(*hint, own)) return out;
     for (const disco::DiscoKey& peer : peers_) {
       if (attempt(peer, own)) return out;
     }
@@ -168,12 +193,15 @@ std::string Dumper::Line(int64_t ts_ns, const SocketAddress& src,
       return line;
     }
     const disco::DiscoKey sender = disco::DiscoKey::FromBytes(env.sender_key);
-    if (peer_set_.insert(sender).second) peers_.push_back(sender);
+    std::optional<disco::DiscoKey> hint;
+    if (auto it = key_at_.find(dst); it != key_at_.end()) hint = it->second;
+    NotePeer(sender, src);
     absl::StrAppend(&line, " disco sender ", sender.ShortString(), " nonce ",
                     disco::HexEncode(env.sealed, 6), ".. box ",
                     env.sealed_len - disco::kNonceSize);
     if (!secrets_.empty()) {
-      std::vector<uint8_t> plain = TryOpen(sender, env.sealed, env.sealed_len);
+      std::vector<uint8_t> plain =
+          TryOpen(sender, env.sealed, env.sealed_len, hint);
       absl::StrAppend(&line, " ", plain.empty() ? "[sealed]" : Message(plain));
     }
   } else if (h.protocol == geneve::kProtocolWireGuard) {

@@ -12,6 +12,9 @@
 
 #include <cstdint>
 #include <string>
+#include <deque>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -35,18 +38,39 @@ class Dumper {
   // The line for one datagram (no newline).
   std::string Line(int64_t ts_ns, const SocketAddress& src,
                    const SocketAddress& dst, const uint8_t* p, size_t len);
+  // Curve25519 computations so far (tests: linear, not quadratic).
+  size_t shared_computations() const { return shared_computations_; }
 
  private:
-  // The opened plaintext, or empty when no known key opens it.
+  // The opened plaintext, or empty when no known key opens it. `hint`: the
+  // key that last sent from the datagram's destination, tried first for a
+  // box we sealed (the relay answers where the message came from).
   std::vector<uint8_t> TryOpen(const disco::DiscoKey& sender,
-                               const uint8_t* sealed, size_t sealed_len);
+                               const uint8_t* sealed, size_t sealed_len,
+                               const std::optional<disco::DiscoKey>& hint);
   std::string Message(const std::vector<uint8_t>& plain);
+  // One Curve25519 per (own key, peer), ever: a hostile capture of N keys
+  // must cost N, not N x N. Bounded (cleared when full).
+  const std::optional<disco::SharedKey>& Shared(const disco::DiscoKey& peer,
+                                                const disco::KeyPair& own);
+  void NotePeer(const disco::DiscoKey& key, const SocketAddress& from);
+
+  // At most this many peers are tried for a box we sealed whose
+  // destination gave no hint, and this many shared keys and addresses kept.
+  static constexpr size_t kMaxPeers = 256;
+  static constexpr size_t kMaxCached = 1 << 16;
 
   std::vector<disco::KeyPair> secrets_;
-  // Public keys seen as senders: a box from a key we hold the secret of
-  // was sealed to one of them.
-  std::vector<disco::DiscoKey> peers_;
+  // Public keys seen as senders, most recent last: a box from a key we hold
+  // the secret of was sealed to one of them.
+  std::deque<disco::DiscoKey> peers_;
   absl::flat_hash_set<disco::DiscoKey> peer_set_;
+  absl::flat_hash_map<std::pair<disco::DiscoKey, disco::DiscoKey>,
+                      std::optional<disco::SharedKey>>
+      shared_;
+  // The key that last sent from each address.
+  absl::flat_hash_map<SocketAddress, disco::DiscoKey> key_at_;
+  size_t shared_computations_ = 0;
 };
 
 // "Ping", "Bind", ...; "type N" for others.

@@ -299,3 +299,58 @@ TEST(Dump, WireGuardAndFields) {
 
 }  // namespace
 }  // namespace peerrelay::pcap
+
+namespace peerrelay::pcap {
+namespace {
+
+// A disco datagram (Geneve control + envelope) from `from` to `to`.
+std::vector<uint8_t> Sealed(const disco::KeyPair& from, const disco::DiscoKey& to,
+                            std::vector<uint8_t> plain) {
+  std::vector<uint8_t> d(geneve::kHeaderSize + disco::kEnvelopeOverhead +
+                         plain.size());
+  geneve::Header h;
+  h.control = true;
+  h.protocol = geneve::kProtocolDisco;
+  h.vni = 7;
+  geneve::Encode(h, d.data());
+  auto shared = disco::SharedKey::Compute(to, from);
+  disco::SealEnvelope(from.public_key(), *shared, plain.data(), plain.size(),
+                      d.data() + geneve::kHeaderSize);
+  return d;
+}
+
+// Hardening 3, attack 8: N datagrams from N sender keys, then N from the
+// relay's key. Each (own key, peer) costs one Curve25519, ever, and every
+// reply opens (tried first with the key that last sent from where it goes).
+TEST(Dump, HostileKeysCostLinearNotQuadratic) {
+  const disco::KeyPair relay = disco::KeyPair::Generate();
+  Dumper d({relay});
+  constexpr int kN = 800;
+  std::vector<disco::KeyPair> clients;
+  const SocketAddress relay_addr = SocketAddress::Parse("127.0.0.1:7777").value();
+  auto client_addr = [](int i) {
+    return SocketAddress::FromIpv4({127, 0, 0, 1}, uint16_t(10000 + i));
+  };
+  for (int i = 0; i < kN; ++i) {
+    clients.push_back(disco::KeyPair::Generate());
+    auto dg = Sealed(clients.back(), relay.public_key(), {4, 0, 1, 2, 3});
+    std::string line = d.Line(0, client_addr(i), relay_addr, dg.data(), dg.size());
+    ASSERT_NE(line.find("[Bind"), std::string::npos) << line;
+  }
+  for (int i = 0; i < kN; ++i) {
+    auto dg = Sealed(relay, clients[i].public_key(), {5, 0, 9, 9, 9});
+    std::string line = d.Line(0, relay_addr, client_addr(i), dg.data(), dg.size());
+    ASSERT_NE(line.find("[Challenge"), std::string::npos) << line;
+  }
+  // One per client key (the reply reuses it). Before: ~N*N/2.
+  EXPECT_LE(d.shared_computations(), size_t(kN) + 1);
+  // A reply to an address that never sent tries at most the recent peers.
+  auto stray = Sealed(relay, disco::KeyPair::Generate().public_key(), {5, 0});
+  const size_t before = d.shared_computations();
+  std::string line = d.Line(0, relay_addr, client_addr(kN + 1), stray.data(), stray.size());
+  EXPECT_NE(line.find("[sealed]"), std::string::npos) << line;
+  EXPECT_LE(d.shared_computations() - before, 256u);
+}
+
+}  // namespace
+}  // namespace peerrelay::pcap
