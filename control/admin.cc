@@ -231,6 +231,10 @@ HttpResponse Admin::HandleSessions(const HttpRequest& req) {
     if (!absl::SimpleAtoi(*l, &limit)) {
       return Text(400, "limit must be a non-negative integer\n");
     }
+    if (limit > kMaxSessionsLimit) {
+      return Text(400, absl::StrCat("limit must be at most ", kMaxSessionsLimit,
+                                    "\n"));
+    }
   }
   relay::SessionFilter filter;
   if (std::optional<std::string> k = req.QueryParam("key")) {

@@ -104,6 +104,8 @@ class Admin {
                      const relay::SessionFilter& filter = {}) const;
   // A million-endpoint relay would otherwise answer with hundreds of MB.
   static constexpr size_t kDefaultSessionsLimit = 1000;
+  // The most ?limit= may ask for: about 5 MB of JSON.
+  static constexpr size_t kMaxSessionsLimit = 10000;
   // Readiness: accepting allocations.
   HttpReply Health() const;
   HttpReply Live() const;

@@ -557,6 +557,14 @@ TEST_F(AdminTest, PipelinedScrapesCannotStarveHealthChecks) {
   EXPECT_EQ(client_->Get("/metrics")->status, 200);
 }
 
+TEST_F(AdminTest, SessionsLimitHasAnUpperBound) {
+  EXPECT_EQ(Get("/v0/relay/sessions?limit=10000")->status, 200);
+  auto r = Get("/v0/relay/sessions?limit=10001");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("at most 10000"), std::string::npos);
+  EXPECT_EQ(Get("/v0/relay/sessions?limit=18446744073709551616")->status, 400);
+}
+
 TEST_F(AdminTest, TokenCanBeReplaced) {
   admin_->SetToken("new-token");
   EXPECT_EQ(Post(KeysBody(ka_, kb_))->status, 403);

@@ -58,16 +58,26 @@ void Server::SetAddresses(std::vector<SocketAddress> addresses) {
   addresses_ = std::move(addresses);
 }
 
-void Server::SetAllocateAllowlist(absl::flat_hash_set<disco::DiscoKey> keys) {
-  absl::flat_hash_map<disco::DiscoKey, disco::SharedKey> with_keys;
+Server::Allowlist Server::PrepareAllowlist(
+    const absl::flat_hash_set<disco::DiscoKey>& keys,
+    const disco::KeyPair& server) {
+  Allowlist with_keys;
   for (const disco::DiscoKey& k : keys) {
     if (std::optional<disco::SharedKey> sk =
-            disco::SharedKey::Compute(k, key_pair_)) {
+            disco::SharedKey::Compute(k, server)) {
       with_keys.emplace(k, *sk);
     }
   }
+  return with_keys;
+}
+
+void Server::SetPreparedAllowlist(Allowlist prepared) {
   std::unique_lock<std::shared_mutex> l(allow_mu_);
-  allowlist_ = std::move(with_keys);
+  allowlist_ = std::move(prepared);
+}
+
+void Server::SetAllocateAllowlist(absl::flat_hash_set<disco::DiscoKey> keys) {
+  SetPreparedAllowlist(PrepareAllowlist(keys, key_pair_));
 }
 
 DropReason Server::PrecheckControl(const uint8_t* pkt, size_t len) const {

@@ -207,6 +207,16 @@ class Server {
   // naming an allowlisted key costs a box open, not a Curve25519 operation.
   // Low-order keys are left out.
   void SetAllocateAllowlist(absl::flat_hash_set<disco::DiscoKey> keys);
+  // The same in two steps, so that a reload computes the shared keys (one
+  // Curve25519 each: a large list takes a while) on a thread of its own and
+  // only swaps the result in: PrepareAllowlist runs anywhere, with a copy of
+  // the server's key pair (server_key_pair()).
+  using Allowlist = absl::flat_hash_map<disco::DiscoKey, disco::SharedKey>;
+  static Allowlist PrepareAllowlist(
+      const absl::flat_hash_set<disco::DiscoKey>& keys,
+      const disco::KeyPair& server);
+  void SetPreparedAllowlist(Allowlist prepared);
+  const disco::KeyPair& server_key_pair() const { return key_pair_; }
 
   // The workers' check of a control datagram before it is charged to the
   // handshake budget or queued, without crypto: its envelope must name a
@@ -315,7 +325,7 @@ class Server {
 
   // Allowlisted keys and their shared keys; read by every worker.
   mutable std::shared_mutex allow_mu_;
-  absl::flat_hash_map<disco::DiscoKey, disco::SharedKey> allowlist_;
+  Allowlist allowlist_;
 
   // Nonces of recent allocate requests, per requester (replays get
   // nothing). Only allowlisted keys with a box that opened get here, so the

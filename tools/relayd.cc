@@ -294,8 +294,10 @@ class Reloader {
   explicit Reloader(std::vector<std::string> flagfiles)
       : flagfiles_(std::move(flagfiles)) {}
 
-  // Starts a reload unless one is still running (then says so).
-  void Start() {
+  // Starts a reload unless one is still running (then says so). The
+  // allowlist's shared keys are computed on the reload's thread too (with a
+  // copy of the server's key pair): a list of many keys takes a while.
+  void Start(const disco::KeyPair& server_key) {
     if (running_) {
       PEERRELAY_LOG(kWarning, "SIGHUP: a reload is still running");
       return;
@@ -305,14 +307,17 @@ class Reloader {
     auto result = std::make_shared<Result>();
     result_ = result;
     // Detached: if a read hangs for good, exiting must not wait for it.
-    std::thread([result, files = flagfiles_] {
+    std::thread([result, files = flagfiles_, server_key] {
       auto allow = LoadAllowlist(AllowlistFlag());
+      std::optional<relay::Server::Allowlist> prepared;
+      if (allow.ok()) prepared = relay::Server::PrepareAllowlist(*allow, server_key);
       auto token = LoadToken(TokenFlag());
       auto read_token = LoadToken(ReadTokenFlag());
       auto bridge_token = LoadToken(BridgeTokenFlag());
       auto level = cli::FlagValueInFiles(files, "log_level");
       std::lock_guard<std::mutex> l(result->mu);
       result->allow = std::move(allow);
+      result->prepared = std::move(prepared);
       result->token = std::move(token);
       result->read_token = std::move(read_token);
       result->bridge_token = std::move(bridge_token);
@@ -340,7 +345,7 @@ class Reloader {
                                     " in the flag file is not a level"));
     }
     if (errors.empty()) {
-      r.server->SetAllocateAllowlist(*result_->allow);
+      r.server->SetPreparedAllowlist(std::move(*result_->prepared));
       if (r.admin) {
         r.admin->SetToken(*result_->token);
         r.admin->SetReadToken(*result_->read_token);
@@ -367,6 +372,7 @@ class Reloader {
     std::mutex mu;
     bool done = false;
     absl::StatusOr<absl::flat_hash_set<disco::DiscoKey>> allow;
+    std::optional<relay::Server::Allowlist> prepared;  // when allow is ok
     absl::StatusOr<std::string> token, read_token, bridge_token;
     absl::StatusOr<std::optional<std::string>> level;
   };
@@ -397,7 +403,7 @@ void Serve(const RelaydConfig& c, Running& r, const sigset_t& sigs,
       PEERRELAY_LOG(kNotice, strsignal(sig), ": stopping");
       return;
     }
-    if (sig == SIGHUP) reloader.Start();
+    if (sig == SIGHUP) reloader.Start(r.server->server_key_pair());
     reloader.Poll(r);
     const absl::Time now = absl::Now();
     if (r.capture != nullptr) {
