@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -16,9 +17,14 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/small_file.h"
+#include "common/socket_address.h"
 
 namespace peerrelay::engine {
 namespace {
+
+// listen(2) for the guard (a name taken, so that a second claimant can
+// connect and learn who holds it).
+int listen_unix(int fd) { return ::listen(fd, 8); }
 
 // What Holder says when no process holds the sockets.
 constexpr char kNoHolder[] = "another process";
@@ -27,8 +33,41 @@ std::string LockName(uint16_t port) {
   return absl::StrCat("peerrelay-relayd-udp-", port);
 }
 
-// Socket inodes in /proc/net/udp or udp6 bound to local port `port`.
-void UdpInodes(const char* table, uint16_t port,
+// The local address of a /proc/net/udp(6) line ("0100007F" or 32 hex
+// digits, each 32-bit group printed in host order).
+std::optional<SocketAddress> ProcAddress(absl::string_view hex) {
+  if (hex.size() != 8 && hex.size() != 32) return std::nullopt;
+  std::array<uint8_t, 16> b{};
+  for (size_t g = 0; g < hex.size() / 8; ++g) {
+    uint32_t v = 0;
+    if (!absl::SimpleHexAtoi(hex.substr(g * 8, 8), &v)) return std::nullopt;
+    for (int i = 0; i < 4; ++i) b[g * 4 + i] = uint8_t(v >> (8 * i));
+  }
+  if (hex.size() == 8) return SocketAddress::FromIpv4({b[0], b[1], b[2], b[3]}, 0);
+  return SocketAddress::FromIpv6(b, 0);
+}
+
+// "a.b.c.d" for IPv4 and IPv4-mapped IPv6, the IPv6 text otherwise.
+std::string Canonical(const SocketAddress& a) {
+  const std::array<uint8_t, 16>& b = a.bytes();
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (!a.is_ipv4() && std::memcmp(b.data(), kMapped, 12) == 0) {
+    return absl::StrCat(b[12], ".", b[13], ".", b[14], ".", b[15]);
+  }
+  return a.IpString();
+}
+
+// Whether a socket bound to `bound` and relayd listening on `listen` (same
+// port) collide: either is a wildcard, or they are the same address. Two
+// different specific addresses do not.
+bool Overlaps(const SocketAddress& bound, const SocketAddress& listen) {
+  return bound.is_unspecified() || listen.is_unspecified() ||
+         Canonical(bound) == Canonical(listen);
+}
+
+// Socket inodes in /proc/net/udp or udp6 bound to local port `port` on an
+// address that collides with `listen`.
+void UdpInodes(const char* table, uint16_t port, const SocketAddress& listen,
                absl::flat_hash_set<uint64_t>* out) {
   absl::StatusOr<std::string> text = ReadSmallFile(table, 16 << 20);
   if (!text.ok()) return;
@@ -49,6 +88,8 @@ void UdpInodes(const char* table, uint16_t port,
         !absl::SimpleAtoi(f[9], &inode)) {
       continue;
     }
+    std::optional<SocketAddress> bound = ProcAddress(f[1].substr(0, colon));
+    if (bound && !Overlaps(*bound, listen)) continue;
     out->insert(inode);
   }
 }
@@ -78,7 +119,7 @@ std::string Holder(const absl::flat_hash_set<uint64_t>& inodes) {
   std::string found;
   while (dirent* e = readdir(proc)) {
     int pid = 0;
-    if (!absl::SimpleAtoi(e->d_name, &pid) || pid == getpid()) continue;
+    if (!absl::SimpleAtoi(e->d_name, &pid)) continue;
     const std::string fd_dir = absl::StrCat("/proc/", pid, "/fd");
     DIR* fds = opendir(fd_dir.c_str());
     if (fds == nullptr) continue;
@@ -113,6 +154,7 @@ PortGuard& PortGuard::operator=(PortGuard&& o) noexcept {
     if (fd_ >= 0) close(fd_);
     fd_ = o.fd_;
     o.fd_ = -1;
+    note_ = std::move(o.note_);
   }
   return *this;
 }
@@ -121,9 +163,49 @@ PortGuard::~PortGuard() {
   if (fd_ >= 0) close(fd_);
 }
 
-absl::StatusOr<PortGuard> PortGuard::Claim(uint16_t port, bool already_bound) {
+namespace {
+
+// The process behind a listening abstract socket: connect to it and read
+// its credentials (SO_PEERCRED), which no holder can forge.
+struct GuardHolder {
+  pid_t pid = 0;
+  uid_t uid = 0;
+  std::string comm;
+  bool same_binary = false;  // runs the same executable as this process
+};
+
+std::optional<GuardHolder> HolderOf(const sockaddr_un& addr, socklen_t len) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::nullopt;
+  std::optional<GuardHolder> out;
+  ucred cred{};
+  socklen_t cl = sizeof(cred);
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), len) == 0 &&
+      getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 && cred.pid > 0) {
+    GuardHolder h;
+    h.pid = cred.pid;
+    h.uid = cred.uid;
+    absl::StatusOr<std::string> comm =
+        ReadSmallFile(absl::StrCat("/proc/", cred.pid, "/comm"), 256);
+    h.comm = comm.ok() ? std::string(absl::StripAsciiWhitespace(*comm)) : "?";
+    char mine[4096], theirs[4096];
+    const ssize_t a = readlink("/proc/self/exe", mine, sizeof(mine));
+    const ssize_t b = readlink(absl::StrCat("/proc/", cred.pid, "/exe").c_str(),
+                               theirs, sizeof(theirs));
+    h.same_binary = a > 0 && a == b && std::memcmp(mine, theirs, size_t(a)) == 0;
+    out = h;
+  }
+  close(fd);
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<PortGuard> PortGuard::Claim(uint16_t port,
+                                           const SocketAddress& listen,
+                                           bool already_bound) {
   const std::string name = LockName(port);
-  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::ErrnoToStatus(errno, "socket(AF_UNIX)");
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -131,17 +213,32 @@ absl::StatusOr<PortGuard> PortGuard::Claim(uint16_t port, bool already_bound) {
   std::memcpy(addr.sun_path + 1, name.data(), name.size());
   const socklen_t len =
       socklen_t(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+  PortGuard guard(-1);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) == 0 &&
+      listen_unix(fd) == 0) {
+    guard = PortGuard(fd);
+  } else {
     const int err = errno;
     close(fd);
-    if (err == EADDRINUSE) {
+    if (err != EADDRINUSE) return absl::ErrnoToStatus(err, "claiming the relay port");
+    // Any local user can take an abstract name. Only a relayd of this user
+    // (or root's) could share the port's SO_REUSEPORT group: that one is
+    // refused; anyone else squatting the name is named and ignored, and
+    // the socket check below still protects the port.
+    std::optional<GuardHolder> h = HolderOf(addr, len);
+    const bool relayd = h && (h->same_binary || h->comm == "relayd") &&
+                        (h->uid == geteuid() || h->uid == 0);
+    if (!h || relayd) {
       return absl::FailedPreconditionError(absl::StrCat(
           "UDP port ", port, " is already served by another relayd: ",
-          Holder({UnixInode(name)})));
+          h ? absl::StrCat("pid ", h->pid, " (", h->comm, ")")
+            : Holder({UnixInode(name)})));
     }
-    return absl::ErrnoToStatus(err, "claiming the relay port");
+    guard.note_ = absl::StrCat(
+        "the guard name of UDP port ", port, " (@", name, ") is held by pid ",
+        h->pid, " (", h->comm, ", uid ", h->uid,
+        "), which is not a relayd of this user: ignored");
   }
-  PortGuard guard(fd);
   if (already_bound) return guard;
   // Sockets that no process holds are on their way out: an exited relayd's
   // io_uring releases its registered sockets in deferred kernel work after
@@ -150,13 +247,14 @@ absl::StatusOr<PortGuard> PortGuard::Claim(uint16_t port, bool already_bound) {
   // a live process holds is refused at once.
   for (int attempt = 0;; ++attempt) {
     absl::flat_hash_set<uint64_t> inodes;
-    UdpInodes("/proc/net/udp", port, &inodes);
-    UdpInodes("/proc/net/udp6", port, &inodes);
+    UdpInodes("/proc/net/udp", port, listen, &inodes);
+    UdpInodes("/proc/net/udp6", port, listen, &inodes);
     if (inodes.empty()) return guard;
     const std::string holder = Holder(inodes);
     if (holder != kNoHolder || attempt == 30) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("UDP port ", port, " is already in use by ", holder));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "UDP port ", port, " on ", listen.IpString(), " is already in use by ",
+          holder));
     }
     usleep(100'000);
   }

@@ -193,6 +193,30 @@ if [ -n "$reload_line" ] && [ "$reload_line" -lt "$stop_line" ]; then
   fail "SIGTERM waited for the allowlist's key computations: $(cat "$work/reload.log")"
 fi
 
+# The port guard cannot be squatted: python3 holding the guard's abstract
+# name and a socket on 127.0.0.2:P do not stop a relayd on 127.0.0.1:P; the
+# log names the squatter.
+sq_port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 -c '
+import socket, sys, time
+u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+u.bind("\0peerrelay-relayd-udp-" + sys.argv[1]); u.listen(8)
+d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); d.bind(("127.0.0.2", int(sys.argv[1])))
+print("ready", flush=True); time.sleep(30)' "$sq_port" > "$work/squat.out" &
+squat_pid=$!
+for _ in $(seq 100); do grep -q ready "$work/squat.out" && break; sleep 0.05; done
+"$RELAYD" --listen=127.0.0.1 --port="$sq_port" --admin_listen=off --run_for=0.3s 2> "$work/squat.log" \
+  || fail "relayd refused by a squatter: $(cat "$work/squat.log")"
+grep -q "warning: the guard name of UDP port $sq_port .* is held by pid $squat_pid (python3" \
+  "$work/squat.log" || fail "squatter not named: $(cat "$work/squat.log")"
+# The wildcard listen address does collide with the socket on 127.0.0.2.
+if "$RELAYD" --port="$sq_port" --admin_listen=off --run_for=0.3s 2> "$work/squat2.log"; then
+  fail "relayd on [::]:$sq_port beside a socket on 127.0.0.2"
+fi
+grep -q "already in use by pid $squat_pid (python3)" "$work/squat2.log" \
+  || fail "wildcard conflict: $(cat "$work/squat2.log")"
+kill $squat_pid; wait $squat_pid 2>/dev/null || true
+
 start_relayd() {  # args: log file, extra flags
   local log="$1"; shift
   "$RELAYD" --listen=127.0.0.1 --port=0 --workers=1 --admin_listen=127.0.0.1:0 \

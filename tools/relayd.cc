@@ -224,8 +224,10 @@ absl::StatusOr<Running> StartServing(const RelaydConfig& c,
   if (!r.port_guard) {
     // Port 0: the kernel chose a free port; claim it so that a relayd
     // started on it later is refused.
-    auto g = engine::PortGuard::Claim(r.relay->port(), /*already_bound=*/true);
+    auto g = engine::PortGuard::Claim(r.relay->port(), c.listen,
+                                      /*already_bound=*/true);
     if (!g.ok()) return g.status();
+    if (!g->note().empty()) PEERRELAY_LOG(kWarning, g->note());
     r.port_guard = std::move(*g);
   }
   std::vector<SocketAddress> adv = Advertised(c, r.relay->port());
@@ -506,12 +508,14 @@ int Main(int argc, char** argv) {
   // SO_REUSEPORT group would silently take over half of its flows.
   std::optional<engine::PortGuard> guard;
   if (config->port != 0) {
-    absl::StatusOr<engine::PortGuard> g = engine::PortGuard::Claim(config->port);
+    absl::StatusOr<engine::PortGuard> g =
+        engine::PortGuard::Claim(config->port, config->listen);
     if (!g.ok()) return bad(g.status().message());
     guard = std::move(*g);
   }
   PEERRELAY_LOG(kInfo, "relayd ", kVersion, " (commit ", PEERRELAY_GIT_COMMIT,
                 ") starting");
+  if (guard && !guard->note().empty()) PEERRELAY_LOG(kWarning, guard->note());
   absl::StatusOr<Running> running = StartServing(*config, std::move(guard));
   if (!running.ok()) {
     PEERRELAY_LOG(kError, "cannot start: ", running.status().message());
