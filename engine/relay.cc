@@ -85,7 +85,11 @@ absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(relay::Server* server,
         HandshakeLimiter(options.handshake_rate_per_source,
                          options.handshake_burst_per_source,
                          options.handshake_rate_total / workers,
-                         std::max(1.0, options.handshake_burst_total / workers))));
+                         std::max(1.0, options.handshake_burst_total / workers),
+                         // A side's forgeries spread over the workers; its
+                         // client's own datagrams reach one of them.
+                         options.handshake_rate_per_side / workers,
+                         std::max(1.0, options.handshake_burst_per_side / workers))));
     r->paths_.back()->set_capture(capture);
   }
   r->slow_ = std::make_unique<SlowPathWorker>(server, r->queue_.get(),

@@ -57,6 +57,11 @@ struct RelayOptions {
   double handshake_burst_per_source = 20;
   double handshake_rate_total = 20000;
   double handshake_burst_total = 2000;
+  // Per endpoint side (VNI and client key), so that forgeries naming one
+  // side spend only its share. A client's round is a few Binds and Answers
+  // (one per candidate address) every few seconds at most.
+  double handshake_rate_per_side = 20;
+  double handshake_burst_per_side = 40;
   // Receive buffers per worker (the provided buffer ring, or the recvmmsg
   // batch); see worker.h for why the default is small.
   size_t rx_buffers = 64;

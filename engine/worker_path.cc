@@ -116,12 +116,13 @@ void WorkerPath::OnControl(const uint8_t* data, size_t len,
   }
   // Junk (an unknown VNI, a sender that is not a client of it) is dropped
   // here, before it can spend the handshake budget of real clients.
-  if (relay::DropReason r = server_->PrecheckControl(data, len);
+  relay::ControlSide side;
+  if (relay::DropReason r = server_->PrecheckControl(data, len, &side);
       r != relay::DropReason::kCount) {
     counters_->Drop(r);
     return;
   }
-  if (!limiter_.Allow(from, now_ns)) {
+  if (!limiter_.Allow(from, side, now_ns)) {
     counters_->Drop(relay::DropReason::kRateLimited);
     return;
   }

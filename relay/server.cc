@@ -80,7 +80,8 @@ void Server::SetAllocateAllowlist(absl::flat_hash_set<disco::DiscoKey> keys) {
   SetPreparedAllowlist(PrepareAllowlist(keys, key_pair_));
 }
 
-DropReason Server::PrecheckControl(const uint8_t* pkt, size_t len) const {
+DropReason Server::PrecheckControl(const uint8_t* pkt, size_t len,
+                                   ControlSide* side) const {
   geneve::Header h;
   disco::EnvelopeView env;
   if (!geneve::Decode(pkt, len, &h)) return DropReason::kShortDatagram;
@@ -89,6 +90,7 @@ DropReason Server::PrecheckControl(const uint8_t* pkt, size_t len) const {
     return DropReason::kNotDisco;
   }
   const disco::DiscoKey sender = disco::DiscoKey::FromBytes(env.sender_key);
+  if (side != nullptr) *side = {h.vni, sender};
   if (h.vni == kAllocateVni) {
     std::shared_lock<std::shared_mutex> l(allow_mu_);
     return allowlist_.contains(sender) ? DropReason::kCount

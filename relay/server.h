@@ -109,6 +109,22 @@ struct EndpointInfo {
   int64_t steady_state_lifetime_ns = 0;
 };
 
+// Whom a control datagram that passed PrecheckControl names: an endpoint
+// side (its VNI and the sender's disco key; VNI 0 and the key for a UDP
+// allocation request). Both are in the clear, so anyone can name a live
+// side: the handshake budget is shared per side (handshake_limiter.h).
+struct ControlSide {
+  uint32_t vni = 0;
+  disco::DiscoKey sender;
+  bool operator==(const ControlSide& o) const {
+    return vni == o.vni && sender == o.sender;
+  }
+  template <typename H>
+  friend H AbslHashValue(H h, const ControlSide& s) {
+    return H::combine(std::move(h), s.vni, s.sender);
+  }
+};
+
 struct Verdict {
   enum Kind : uint8_t { kForward, kSlowPath, kDrop };
   Kind kind = kDrop;
@@ -221,8 +237,10 @@ class Server {
   // The workers' check of a control datagram before it is charged to the
   // handshake budget or queued, without crypto: its envelope must name a
   // client of an existing endpoint (or, for VNI 0, an allowlisted key).
-  // kCount when it does, else the drop reason.
-  DropReason PrecheckControl(const uint8_t* pkt, size_t len) const;
+  // kCount when it does (and `*side`, if given, says which side it names),
+  // else the drop reason.
+  DropReason PrecheckControl(const uint8_t* pkt, size_t len,
+                             ControlSide* side = nullptr) const;
   std::vector<SocketAddress> addresses() const;
 
   // Every endpoint, by VNI. With `limit`, only the `limit` lowest VNIs are

@@ -293,6 +293,64 @@ TEST_P(AdversarialTest, JunkControlDatagramsDoNotSpendTheHandshakeBudget) {
   EXPECT_EQ(s.Dropped(DropReason::kBoxOpenFailed), 0u);
 }
 
+// Hardening 3, attack 4: the VNI and a client's key are in the clear in
+// every disco datagram, so forgeries naming a live side pass the precheck.
+// From 256 ports (the per-source limit never bites) at ~10 times the total
+// budget, they spend only that side's share: 20 new pairs, each side one
+// Bind and one Answer as real clients send, all bind; the victim pair keeps
+// relaying.
+TEST_P(AdversarialTest, ForgeriesNamingALiveSideSpendOnlyItsShare) {
+  h_.reset();
+  Start({}, {.workers = 1,
+             .handshake_rate_total = 1000,
+             .handshake_burst_total = 100});
+  Client a = h_->NewClient(), b = h_->NewClient();
+  ASSERT_TRUE(h_->BindPair(a, b));
+  // a's real Bind with its box corrupted: VNI and key right, so it passes
+  // the precheck and is charged; the slow path cannot open it.
+  Bytes forged = a.disco->Bind(7);
+  forged.back() ^= 0x55;
+  std::vector<Client> evil;
+  for (int i = 0; i < 256; ++i) evil.push_back(h_->NewClient());
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> sent{0};
+  std::thread flood([&] {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    for (uint64_t i = 0; !done.load() && i < 300'000 &&
+                         std::chrono::steady_clock::now() < end;
+         ++i) {
+      evil[i % evil.size()].sock.SendTo(forged, h_->relay_addr());
+      sent.fetch_add(1);
+      if (i % 10 == 9) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  const auto flowing_by = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (sent.load() < 2000 && std::chrono::steady_clock::now() < flowing_by) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  int completed = 0;
+  std::vector<Client> pairs;
+  for (int i = 0; i < 20; ++i) {
+    Client c = h_->NewClient(), d = h_->NewClient();
+    h_->AllocatePair(c, d);
+    completed += h_->Handshake(c) ? 1 : 0;
+    completed += h_->Handshake(d) ? 1 : 0;
+    pairs.push_back(std::move(c));
+    pairs.push_back(std::move(d));
+  }
+  // The victim pair still relays while the flood goes on.
+  ASSERT_TRUE(a.sock.SendTo(a.disco->Data({'v'}), h_->relay_addr()));
+  auto got = b.sock.Recv(kTimeoutMs);
+  done.store(true);
+  flood.join();
+  EXPECT_EQ(completed, 40);
+  EXPECT_TRUE(got.has_value()) << "the named pair stopped relaying";
+  relay::CountersSnapshot s = h_->relay().Counters();
+  EXPECT_GE(sent.load(), 2000u);
+  // The forgeries were charged to the victim side's share and stopped there.
+  EXPECT_GT(s.Dropped(DropReason::kRateLimited), sent.load() / 2);
+}
+
 TEST_P(AdversarialTest, AllocationFloodToExhaustionRecoversAfterExpiry) {
   h_.reset();
   // The per-source handshake limit would shed the flood before it reaches
