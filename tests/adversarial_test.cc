@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <thread>
 
 #include "absl/cleanup/cleanup.h"
@@ -47,6 +48,50 @@ INSTANTIATE_TEST_SUITE_P(Dialects, AdversarialTest,
                          [](const auto& i) {
                            return std::string(disco::DialectName(i.param));
                          });
+
+// A flood on a thread of its own: pick(i) sent from evil[i % n] at ~10k/s
+// (ten a millisecond), until Stop(), `max` datagrams or `seconds`. Paced so
+// that a relay slowed by a sanitizer still reads every datagram (a kernel
+// drop of a real Bind would fail a handshake for a reason the tests are not
+// about).
+class PacedFlood {
+ public:
+  PacedFlood(RelayHarness* h, std::vector<Client>* evil,
+             std::function<const Bytes&(uint64_t)> pick, uint64_t max,
+             int seconds)
+      : thread_([this, h, evil, pick, max, seconds] {
+          const auto end =
+              std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+          for (uint64_t i = 0; !done_.load() && i < max &&
+                               std::chrono::steady_clock::now() < end;
+               ++i) {
+            (*evil)[i % evil->size()].sock.SendTo(pick(i), h->relay_addr());
+            sent_.fetch_add(1);
+            if (i % 10 == 9) {
+              std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            }
+          }
+        }) {}
+  ~PacedFlood() { Stop(); }
+  // Waits (at most 5 s: a loaded machine may start the thread late) until
+  // `n` datagrams are out.
+  void WaitFlowing(uint64_t n) {
+    const auto by = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (sent_.load() < n && std::chrono::steady_clock::now() < by) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  uint64_t Stop() {
+    done_.store(true);
+    if (thread_.joinable()) thread_.join();
+    return sent_.load();
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::atomic<uint64_t> sent_{0};
+  std::thread thread_;
+};
 
 TEST_P(AdversarialTest, HostileDatagramsAreDroppedSilentlyAndCounted) {
   Client a = h_->NewClient(), b = h_->NewClient(), evil = h_->NewClient();
@@ -250,28 +295,12 @@ TEST_P(AdversarialTest, JunkControlDatagramsDoNotSpendTheHandshakeBudget) {
   short_junk[1] = 0x80;
   short_junk[2] = 0x7a;
   short_junk[3] = 0x11;
-  std::atomic<bool> done{false};
-  std::atomic<uint64_t> junk_sent{0};
-  std::thread flood([&] {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    // Paced at ~10k/s: ten times the budget, yet slow enough that a relay
-    // slowed by a sanitizer still reads every datagram (a kernel drop of a
-    // real Bind would fail a handshake for a reason this test is not about).
-    for (uint64_t i = 0; !done.load() && i < 200'000 &&
-                         std::chrono::steady_clock::now() < end;
-         ++i) {
-      const Bytes& d = i % 3 == 0 ? short_junk : i % 3 == 1 ? wrong_vni : wrong_key;
-      evil[i % evil.size()].sock.SendTo(d, h_->relay_addr());
-      junk_sent.fetch_add(1);
-      if (i % 10 == 9) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  });
-  // The junk flows first (a loaded machine may start the thread late), then
-  // 30 handshakes from real clients while it goes on: all complete.
-  const auto flowing_by = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (junk_sent.load() < 1000 && std::chrono::steady_clock::now() < flowing_by) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  // Ten times the budget; the junk flows first, then 30 handshakes from
+  // real clients while it goes on: all complete.
+  PacedFlood flood(h_.get(), &evil, [&](uint64_t i) -> const Bytes& {
+    return i % 3 == 0 ? short_junk : i % 3 == 1 ? wrong_vni : wrong_key;
+  }, 200'000, 10);
+  flood.WaitFlowing(1000);
   int completed = 0;
   std::vector<Client> pairs;
   for (int i = 0; i < 15; ++i) {
@@ -280,11 +309,10 @@ TEST_P(AdversarialTest, JunkControlDatagramsDoNotSpendTheHandshakeBudget) {
     pairs.push_back(std::move(c));
     pairs.push_back(std::move(d));
   }
-  done.store(true);
-  flood.join();
+  const uint64_t junk_sent = flood.Stop();
   EXPECT_EQ(completed, 30);
   relay::CountersSnapshot s = h_->relay().Counters();
-  EXPECT_GE(junk_sent.load(), 1000u);
+  EXPECT_GE(junk_sent, 1000u);
   // The junk was dropped before the budget: none of it is rate limited.
   EXPECT_EQ(s.Dropped(DropReason::kRateLimited), 0u);
   EXPECT_GT(s.Dropped(DropReason::kNotDisco), 0u);
@@ -312,22 +340,9 @@ TEST_P(AdversarialTest, ForgeriesNamingALiveSideSpendOnlyItsShare) {
   forged.back() ^= 0x55;
   std::vector<Client> evil;
   for (int i = 0; i < 256; ++i) evil.push_back(h_->NewClient());
-  std::atomic<bool> done{false};
-  std::atomic<uint64_t> sent{0};
-  std::thread flood([&] {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-    for (uint64_t i = 0; !done.load() && i < 300'000 &&
-                         std::chrono::steady_clock::now() < end;
-         ++i) {
-      evil[i % evil.size()].sock.SendTo(forged, h_->relay_addr());
-      sent.fetch_add(1);
-      if (i % 10 == 9) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  });
-  const auto flowing_by = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (sent.load() < 2000 && std::chrono::steady_clock::now() < flowing_by) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  PacedFlood flood(h_.get(), &evil,
+                   [&](uint64_t) -> const Bytes& { return forged; }, 300'000, 15);
+  flood.WaitFlowing(2000);
   int completed = 0;
   std::vector<Client> pairs;
   for (int i = 0; i < 20; ++i) {
@@ -341,14 +356,13 @@ TEST_P(AdversarialTest, ForgeriesNamingALiveSideSpendOnlyItsShare) {
   // The victim pair still relays while the flood goes on.
   ASSERT_TRUE(a.sock.SendTo(a.disco->Data({'v'}), h_->relay_addr()));
   auto got = b.sock.Recv(kTimeoutMs);
-  done.store(true);
-  flood.join();
+  const uint64_t sent = flood.Stop();
   EXPECT_EQ(completed, 40);
   EXPECT_TRUE(got.has_value()) << "the named pair stopped relaying";
   relay::CountersSnapshot s = h_->relay().Counters();
-  EXPECT_GE(sent.load(), 2000u);
+  EXPECT_GE(sent, 2000u);
   // The forgeries were charged to the victim side's share and stopped there.
-  EXPECT_GT(s.Dropped(DropReason::kRateLimited), sent.load() / 2);
+  EXPECT_GT(s.Dropped(DropReason::kRateLimited), sent / 2);
 }
 
 TEST_P(AdversarialTest, AllocationFloodToExhaustionRecoversAfterExpiry) {

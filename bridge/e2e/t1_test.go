@@ -32,14 +32,7 @@ func vniOf(t *testing.T, peerRelay string) uint32 {
 func TestT1TsnetClientsRelayThroughRelayd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	tn := newTailnet(t, false)
-	r := newRelayd(t)
-	r.start()
-	b := startBridge(t, tn, r)
-	b.waitReady(t, 60*time.Second)
-	a := startNode(t, ctx, tn, "client-a")
-	z := startNode(t, ctx, tn, "client-b")
-	z.echo(t, echoPort)
+	_, r, b, a, z := setupT1(t, ctx, false)
 	onRelayd := func(pr *ipnstate.PingResult) bool { return strings.HasPrefix(pr.PeerRelay, relayPrefix(r)) }
 	onDERP := func(pr *ipnstate.PingResult) bool {
 		return pr.PeerRelay == "" && pr.Endpoint == "" && pr.DERPRegionID != 0
@@ -136,14 +129,7 @@ func TestT1TsnetClientsRelayThroughRelayd(t *testing.T) {
 func TestT1NodeWithoutGrantGetsNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	tn := newTailnet(t, true)
-	r := newRelayd(t)
-	r.start()
-	b := startBridge(t, tn, r)
-	b.waitReady(t, 60*time.Second)
-	a := startNode(t, ctx, tn, "client-a")
-	z := startNode(t, ctx, tn, "client-b")
-	z.echo(t, echoPort)
+	_, r, b, a, z := setupT1(t, ctx, true)
 	sent0 := clientMetric("magicsock_disco_sent_alloc_udp_relay_endpoint_request")
 	pingUntil(t, ctx, a, z.ip4, 60*time.Second, "a->b on DERP", func(pr *ipnstate.PingResult) bool { return pr.DERPRegionID != 0 })
 	// The clients asked the bridge's node (it counts what it received) ...
@@ -167,6 +153,20 @@ func TestT1NodeWithoutGrantGetsNothing(t *testing.T) {
 		t.Errorf("relayd allocated %v endpoints", v)
 	}
 	echoRoundTrip(t, ctx, a, netip.AddrPortFrom(z.ip4, echoPort), 64<<10)
+}
+
+// setupT1 starts a tailnet (see newTailnet for relayTargetOnly), relayd,
+// the bridge (ready) and two tsnet clients, the second serving the echo.
+func setupT1(t *testing.T, ctx context.Context, relayTargetOnly bool) (*tailnet, *relayd, *bridgeProc, *node, *node) {
+	tn := newTailnet(t, relayTargetOnly)
+	r := newRelayd(t)
+	r.start()
+	b := startBridge(t, tn, r)
+	b.waitReady(t, 60*time.Second)
+	a := startNode(t, ctx, tn, "client-a")
+	z := startNode(t, ctx, tn, "client-b")
+	z.echo(t, echoPort)
+	return tn, r, b, a, z
 }
 
 func clientMetric(name string) int64 {
