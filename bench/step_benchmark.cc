@@ -148,13 +148,19 @@ void BM_GsoBatcherAdd(benchmark::State& state) {
 BENCHMARK(BM_GsoBatcherAdd)->Arg(1)->Arg(8)->Arg(64);
 
 void BM_HandshakeLimiter(benchmark::State& state) {
-  engine::HandshakeLimiter l(50, 20, 20000, 2000);
+  // The defaults: per source, per endpoint side, in total.
+  engine::HandshakeLimiter l(50, 20, 20000, 2000, 20, 40);
   std::vector<SocketAddress> from;
-  for (int i = 0; i < 1024; ++i) from.push_back(Addr(i));
+  std::vector<relay::ControlSide> sides;
+  for (int i = 0; i < 1024; ++i) {
+    from.push_back(Addr(i));
+    sides.push_back({uint32_t(1 + i % 256), disco::KeyPair::Generate().public_key()});
+  }
   int64_t now = 0;
   size_t i = 0;
   for (auto _ : state) {
-    benchmark::DoNotOptimize(l.Allow(from[i++ % from.size()], now));
+    const size_t k = i++ % from.size();
+    benchmark::DoNotOptimize(l.Allow(from[k], sides[k], now));
     now += 1000;
   }
   state.SetItemsProcessed(int64_t(state.iterations()));

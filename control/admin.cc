@@ -105,14 +105,9 @@ std::string FormatGoDuration(int64_t ns) {
   return out;
 }
 
-HttpResponse ToResponse(const HttpReply& r) {
-  HttpResponse out{.status = r.status,
-                   .content_type = r.content_type,
-                   .body = r.body};
-  if (r.retry_after > 0) {
-    out.headers.emplace_back("Retry-After", std::to_string(r.retry_after));
-  }
-  return out;
+// Retry-After, in seconds, on a refusal the caller may retry.
+void SetRetryAfter(HttpResponse& r, int seconds) {
+  r.headers.emplace_back("Retry-After", std::to_string(seconds));
 }
 
 absl::StatusOr<std::unique_ptr<Admin>> Admin::Start(relay::Server* server,
@@ -169,13 +164,12 @@ std::optional<HttpResponse> Admin::OnHeaders(const HttpRequest& req,
     const Access access = AccessOf(req.Header("authorization"));
     if (access != Access::kAdmin &&
         !(access == Access::kBridge && req.path == kAllocatePath)) {
-      return ToResponse(Error(
-          403, req.path == kAllocatePath
-                   ? "forbidden: allocation needs a valid bearer token"
-                   : "forbidden: drain needs a valid bearer token"));
+      return Error(403, req.path == kAllocatePath
+                            ? "forbidden: allocation needs a valid bearer token"
+                            : "forbidden: drain needs a valid bearer token");
     }
     if (req.method != "POST") {
-      return ToResponse(Error(405, "method not allowed: use POST"));
+      return Error(405, "method not allowed: use POST");
     }
     return std::nullopt;
   }
@@ -213,15 +207,15 @@ std::optional<HttpResponse> Admin::OnHeaders(const HttpRequest& req,
 
 HttpResponse Admin::Handle(const HttpRequest& req) {
   if (req.path == kAllocatePath) {
-    return ToResponse(Allocate(req.method, req.Header("authorization"),
-                               req.peer.IpString(), req.body));
+    return Allocate(req.method, req.Header("authorization"),
+                    req.peer.IpString(), req.body);
   }
-  if (req.path == kDrainPath) return ToResponse(Drain());
-  if (req.path == "/metrics") return ToResponse(Metrics());
+  if (req.path == kDrainPath) return Drain();
+  if (req.path == "/metrics") return Metrics();
   if (req.path == "/healthz" || req.path == "/readyz") {
-    return ToResponse(Health());
+    return Health();
   }
-  if (req.path == "/livez") return ToResponse(Live());
+  if (req.path == "/livez") return Live();
   return HandleSessions(req);
 }
 
@@ -258,7 +252,7 @@ HttpResponse Admin::HandleSessions(const HttpRequest& req) {
     }
     filter.address = *addr;
   }
-  return ToResponse(Sessions(limit, filter));
+  return Sessions(limit, filter);
 }
 
 
@@ -313,8 +307,8 @@ Admin::Access Admin::AccessOf(absl::string_view auth_header) const {
   if (BearerIs(auth_header, read_token_)) return Access::kRead;
   return Access::kNone;
 }
-HttpReply Admin::Drain() {
-  HttpReply r;
+HttpResponse Admin::Drain() {
+  HttpResponse r;
   r.content_type = "text/plain";
   if (!options_.on_drain) {
     r.status = 501;
@@ -332,17 +326,17 @@ HttpReply Admin::Drain() {
   return r;
 }
 
-HttpReply Admin::Error(int status, std::string text) {
+HttpResponse Admin::Error(int status, std::string text) {
   const int slot = ErrorSlot(status);
   if (slot >= 0) http_errors_[slot].fetch_add(1, std::memory_order_relaxed);
-  HttpReply r;
+  HttpResponse r;
   r.status = status;
   r.body = std::move(text) + "\n";
   r.content_type = "text/plain";
   return r;
 }
 
-HttpReply Admin::Allocate(absl::string_view method,
+HttpResponse Admin::Allocate(absl::string_view method,
                           absl::string_view auth_header,
                           absl::string_view caller, absl::string_view body) {
   auto error = [this](int status, std::string text) {
@@ -355,8 +349,8 @@ HttpReply Admin::Allocate(absl::string_view method,
   }
   if (method != "POST") return error(405, "method not allowed: use POST");
   if (draining_.load()) {
-    HttpReply r = error(503, "draining: this relay takes no new allocations");
-    r.retry_after = kDrainRetryAfter;
+    HttpResponse r = error(503, "draining: this relay takes no new allocations");
+    SetRetryAfter(r, kDrainRetryAfter);
     return r;
   }
   if (body.size() > kMaxAllocateBody) {
@@ -384,8 +378,8 @@ HttpReply Admin::Allocate(absl::string_view method,
   }
   const int64_t now = MonotonicNowNs();
   if (!limiter_.Allow(who, now)) {
-    HttpReply r = error(429, "too many allocation requests from this caller");
-    r.retry_after = limiter_.RetryAfterSeconds(who, now);
+    HttpResponse r = error(429, "too many allocation requests from this caller");
+    SetRetryAfter(r, limiter_.RetryAfterSeconds(who, now));
     return r;
   }
   const json& keys = req["DiscoKeys"];
@@ -409,13 +403,13 @@ HttpReply Admin::Allocate(absl::string_view method,
     switch (ep.status().code()) {
       case absl::StatusCode::kUnavailable:
       case absl::StatusCode::kResourceExhausted: {
-        HttpReply r = error(503, std::string(ep.status().message()));
-        r.retry_after = kNotReadyRetryAfter;
+        HttpResponse r = error(503, std::string(ep.status().message()));
+        SetRetryAfter(r, kNotReadyRetryAfter);
         return r;
       }
       case absl::StatusCode::kFailedPrecondition: {
-        HttpReply r = error(503, "draining: this relay takes no new allocations");
-        r.retry_after = kDrainRetryAfter;
+        HttpResponse r = error(503, "draining: this relay takes no new allocations");
+        SetRetryAfter(r, kDrainRetryAfter);
         return r;
       }
       case absl::StatusCode::kInvalidArgument:
@@ -437,12 +431,12 @@ HttpReply Admin::Allocate(absl::string_view method,
       {"BindLifetime", FormatGoDuration(ep->bind_lifetime_ns)},
       {"SteadyStateLifetime", FormatGoDuration(ep->steady_state_lifetime_ns)},
   };
-  HttpReply r;
+  HttpResponse r;
   r.body = out.dump();
   return r;
 }
 
-HttpReply Admin::Metrics() const {
+HttpResponse Admin::Metrics() const {
   using prometheus::ClientMetric;
   using prometheus::MetricFamily;
   using prometheus::MetricType;
@@ -615,13 +609,13 @@ HttpReply Admin::Metrics() const {
 
   AddProcessFamilies(&fams);
 
-  HttpReply r;
+  HttpResponse r;
   r.body = prometheus::TextSerializer().Serialize(fams);
   r.content_type = "text/plain; version=0.0.4";
   return r;
 }
 
-HttpReply Admin::Sessions(size_t limit,
+HttpResponse Admin::Sessions(size_t limit,
                           const relay::SessionFilter& filter) const {
   const int64_t now = MonotonicNowNs();
   json sessions = json::array();
@@ -651,13 +645,13 @@ HttpReply Admin::Sessions(size_t limit,
               {"Count", total},
               {"Truncated", sessions.size() < total},
               {"Sessions", std::move(sessions)}};
-  HttpReply r;
+  HttpResponse r;
   r.body = out.dump(2);
   return r;
 }
 
-HttpReply Admin::Health() const {
-  HttpReply r;
+HttpResponse Admin::Health() const {
+  HttpResponse r;
   r.content_type = "text/plain";
   if (draining_.load()) {
     r.status = 503;
@@ -671,8 +665,8 @@ HttpReply Admin::Health() const {
   return r;
 }
 
-HttpReply Admin::Live() const {
-  HttpReply r;
+HttpResponse Admin::Live() const {
+  HttpResponse r;
   r.content_type = "text/plain";
   r.body = "alive\n";
   return r;

@@ -43,12 +43,6 @@ namespace peerrelay::control {
 std::string FormatGoDuration(int64_t ns);
 
 
-struct HttpReply {
-  int status = 200;
-  std::string body;
-  std::string content_type = "application/json";
-  int retry_after = 0;  // seconds; 0: no header
-};
 
 struct AdminOptions {
   SocketAddress listen = SocketAddress::Parse("127.0.0.1:9780").value();
@@ -95,21 +89,21 @@ class Admin {
   void SetDraining(bool draining) { draining_.store(draining); }
 
   // The handlers, without HTTP (the HTTP layer only adapts them).
-  HttpReply Allocate(absl::string_view method, absl::string_view auth_header,
+  HttpResponse Allocate(absl::string_view method, absl::string_view auth_header,
                      absl::string_view caller, absl::string_view body);
-  HttpReply Metrics() const;
+  HttpResponse Metrics() const;
   // At most `limit` endpoints (lowest VNIs first); "Count" is the total and
   // "Truncated" says whether some were left out.
-  HttpReply Sessions(size_t limit = kDefaultSessionsLimit,
+  HttpResponse Sessions(size_t limit = kDefaultSessionsLimit,
                      const relay::SessionFilter& filter = {}) const;
   // A million-endpoint relay would otherwise answer with hundreds of MB.
   static constexpr size_t kDefaultSessionsLimit = 1000;
   // The most ?limit= may ask for: about 5 MB of JSON.
   static constexpr size_t kMaxSessionsLimit = 10000;
   // Readiness: accepting allocations.
-  HttpReply Health() const;
-  HttpReply Live() const;
-  HttpReply Drain();
+  HttpResponse Health() const;
+  HttpResponse Live() const;
+  HttpResponse Drain();
   // Retry-After of an allocation refused by a drain: by then a restarted
   // or another relay is expected to take it.
   static constexpr int kDrainRetryAfter = 30;
@@ -127,7 +121,7 @@ class Admin {
   // What the bearer token in `auth_header` may do.
   enum class Access { kNone, kRead, kBridge, kAdmin };
   Access AccessOf(absl::string_view auth_header) const;
-  HttpReply Error(int status, std::string text);
+  HttpResponse Error(int status, std::string text);
   Admin(relay::Server* server, engine::Relay* relay, AdminOptions options);
 
   relay::Server* server_;
