@@ -204,13 +204,7 @@ void HttpServer::Run() {
       if (it == conns_.end()) continue;
       Conn& c = *it->second;
       c.pending = false;
-      Process(c, now);
-      if (!conns_.contains(fd)) continue;
-      if (c.state == Conn::kClosing && c.out.empty()) {
-        Finish(c);
-      } else {
-        UpdateInterest(c);
-      }
+      Resume(c, now);
     }
     if (now >= next_sweep) {
       ExpireDeadlines(now);
@@ -427,7 +421,6 @@ bool HttpServer::TryWrite(Conn& c) {
 }
 
 void HttpServer::OnWritable(Conn& c) {
-  const int fd = c.fd;
   if (!TryWrite(c)) {
     if (c.state == Conn::kClosing && c.out.empty()) {
       Finish(c);
@@ -436,13 +429,18 @@ void HttpServer::OnWritable(Conn& c) {
     }
     return;
   }
-  Process(c, NowMs());  // pipelined requests already read
+  Resume(c, NowMs());  // pipelined requests already read
+}
+
+void HttpServer::Resume(Conn& c, int64_t now_ms) {
+  const int fd = c.fd;
+  Process(c, now_ms);
   if (!conns_.contains(fd)) return;
   if (c.state == Conn::kClosing && c.out.empty()) {
     Finish(c);
-    return;
+  } else {
+    UpdateInterest(c);
   }
-  UpdateInterest(c);
 }
 
 void HttpServer::Respond(Conn& c, const HttpResponse& r, bool close) {

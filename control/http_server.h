@@ -135,6 +135,9 @@ class HttpServer {
   // hook at kHeadReady, the handler at kComplete, an error response at
   // kError.
   void Process(Conn& c, int64_t now_ms);
+  // Process, then finish a closing connection or update what it waits for
+  // (after a write completed, or on a connection's next turn).
+  void Resume(Conn& c, int64_t now_ms);
   void Respond(Conn& c, const HttpResponse& r, bool close);
   // An error response that closes the connection.
   void Reject(Conn& c, int status, const std::string& text);
