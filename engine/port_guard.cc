@@ -47,22 +47,13 @@ std::optional<SocketAddress> ProcAddress(absl::string_view hex) {
   return SocketAddress::FromIpv6(b, 0);
 }
 
-// "a.b.c.d" for IPv4 and IPv4-mapped IPv6, the IPv6 text otherwise.
-std::string Canonical(const SocketAddress& a) {
-  const std::array<uint8_t, 16>& b = a.bytes();
-  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (!a.is_ipv4() && std::memcmp(b.data(), kMapped, 12) == 0) {
-    return absl::StrCat(b[12], ".", b[13], ".", b[14], ".", b[15]);
-  }
-  return a.IpString();
-}
-
 // Whether a socket bound to `bound` and relayd listening on `listen` (same
 // port) collide: either is a wildcard, or they are the same address. Two
-// different specific addresses do not.
+// different specific addresses do not. (SocketAddress holds IPv4 in its
+// IPv4-mapped form, so a udp6 line's mapped address equals the IPv4 one.)
 bool Overlaps(const SocketAddress& bound, const SocketAddress& listen) {
   return bound.is_unspecified() || listen.is_unspecified() ||
-         Canonical(bound) == Canonical(listen);
+         bound.bytes() == listen.bytes();
 }
 
 // Socket inodes in /proc/net/udp or udp6 bound to local port `port` on an
