@@ -176,13 +176,14 @@ std::optional<HttpResponse> Admin::OnHeaders(const HttpRequest& req,
   if (!is_public && req.path != kSessionsPath) {
     return Text(404, "not found\n");
   }
-  if (req.path == kSessionsPath &&
-      AccessOf(req.Header("authorization")) != Access::kAdmin &&
-      AccessOf(req.Header("authorization")) != Access::kRead) {
-    // Client addresses and keys: never without a token.
-    return Text(403,
-                "forbidden: the session list needs a valid bearer token "
-                "(admin or read token)\n");
+  if (req.path == kSessionsPath) {
+    const Access access = AccessOf(req.Header("authorization"));
+    if (access != Access::kAdmin && access != Access::kRead) {
+      // Client addresses and keys: never without a token.
+      return Text(403,
+                  "forbidden: the session list needs a valid bearer token "
+                  "(admin or read token)\n");
+    }
   }
   if (req.path == "/metrics") {
     const std::string conn = req.peer.ToString();
