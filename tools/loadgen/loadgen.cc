@@ -78,6 +78,9 @@ ABSL_FLAG(std::string, pcap_out, "",
           "pcap file (Ethernet + IP/UDP framing, ns timestamps); needs --rx=headers");
 ABSL_FLAG(uint64_t, pcap_max_bytes, 256ull << 20,
           "stop recording once the capture reaches this size");
+ABSL_FLAG(int, setup_rounds, 3,
+          "handshake rounds per client (and per re-bind) before a pair "
+          "counts as failed, 1 to 100; more for a lossy path");
 ABSL_FLAG(int, rebinds, 0,
           "after binding, re-bind every pair this many times with new "
           "generations (current profile only; churn)");
@@ -166,6 +169,8 @@ int Main(int argc, char** argv) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
+  so.rounds = absl::GetFlag(FLAGS_setup_rounds);
+  if (so.rounds < 1 || so.rounds > 100) return Fail("--setup_rounds must be 1..100", 2);
   so.rebinds = absl::GetFlag(FLAGS_rebinds);
   if (so.rebinds < 0 || so.rebinds > 1000) return Fail("--rebinds must be 0..1000", 2);
   if (so.rebinds > 0 && so.dialect != disco::Dialect::kCurrent) {

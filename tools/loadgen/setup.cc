@@ -213,15 +213,22 @@ absl::Status SetUpPair(const SetupOptions& o, int p, int nsock,
             Probe(sb, sa, b, uint32_t(p), o.relay) &&
             Probe(sa, sb, a, uint32_t(p), o.relay);
   }
+  // Each re-bind gets up to `rounds` attempts, each a new round with a
+  // higher generation, as a client whose round was lost starts another.
+  uint32_t generation = uint32_t(o.rounds);
   for (int r = 1; r <= o.rebinds && bound && !o.reference; ++r) {
-    const uint32_t generation = uint32_t(o.rounds + r);
-    if (!(Handshake(sa, a, o.relay, generation) &&
-          Handshake(sb, b, o.relay, generation) &&
-          Probe(sb, sa, b, uint32_t(p), o.relay) &&
-          Probe(sa, sb, a, uint32_t(p), o.relay))) {
+    bool rebound = false;
+    for (int attempt = 1; attempt <= o.rounds && !rebound; ++attempt) {
+      ++generation;
+      rebound = Handshake(sa, a, o.relay, generation) &&
+                Handshake(sb, b, o.relay, generation) &&
+                Probe(sb, sa, b, uint32_t(p), o.relay) &&
+                Probe(sa, sb, a, uint32_t(p), o.relay);
+    }
+    if (!rebound) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "VNI ", *vni, ": re-bind ", r, " (generation ", generation,
-          ") did not relay"));
+          "VNI ", *vni, ": re-bind ", r, " did not relay after ", o.rounds,
+          " rounds (last generation ", generation, ")"));
     }
   }
   if (!bound) {

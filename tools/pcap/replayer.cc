@@ -336,6 +336,7 @@ class Run {
       now = MonotonicNowNs();
       if (now >= next_line) {
         Line(now - start);
+        ForgetLost(now);
         next_line += 1'000'000'000;
       }
     }
@@ -353,6 +354,27 @@ class Run {
         break;
       }
       Poll(int(std::min<int64_t>(left / 1'000'000 + 1, 100)));
+    }
+  }
+
+  // Datagrams sent more than kLostAfterNs ago are lost (loopback delivers
+  // in microseconds): they leave the outstanding lists, which would
+  // otherwise grow with every loss of an hour-long replay. They stay lost
+  // in the counts (sent - received); one arriving after all would count
+  // as a duplicate.
+  static constexpr int64_t kLostAfterNs = 5'000'000'000;
+  void ForgetLost(int64_t now) {
+    for (auto it = outstanding_.begin(); it != outstanding_.end();) {
+      std::deque<Pending>& q = it->second;
+      while (!q.empty() && now - q.front().sent_ns > kLostAfterNs) {
+        q.pop_front();
+        --in_flight_;
+      }
+      if (q.empty()) {
+        outstanding_.erase(it++);
+      } else {
+        ++it;
+      }
     }
   }
 
