@@ -151,7 +151,7 @@ start_relay() {  # contender
 }
 
 stop_relay() {
-  kill -TERM "$relay_pid" 2> /dev/null || true
+  kill -INT "$relay_pid" 2> /dev/null || true
   wait "$relay_pid" 2> /dev/null || true
   relay_pid=
 }

@@ -95,7 +95,7 @@ for r in $(seq "$rounds"); do
     sleep 3
     t1=$(awk '{print $14 + $15}' "/proc/$pid/stat"); r1=$(relayed)
     wait "$lgpid" || true
-    kill "$pid"; wait "$pid" 2> /dev/null || true; pid=
+    kill -INT "$pid"; wait "$pid" 2> /dev/null || true; pid=
     [ "$started" = 1 ] || echo "engine_cost: round $r $n: traffic never started" >&2
     python3 -c '
 import json, sys

@@ -211,7 +211,7 @@ HttpResponse Admin::Handle(const HttpRequest& req) {
     return Allocate(req.method, req.Header("authorization"),
                     req.peer.IpString(), req.body);
   }
-  if (req.path == kDrainPath) return Drain();
+  if (req.path == kDrainPath) return Drain(req);
   if (req.path == "/metrics") return Metrics();
   if (req.path == "/healthz" || req.path == "/readyz") {
     return Health();
@@ -308,7 +308,7 @@ Admin::Access Admin::AccessOf(absl::string_view auth_header) const {
   if (BearerIs(auth_header, read_token_)) return Access::kRead;
   return Access::kNone;
 }
-HttpResponse Admin::Drain() {
+HttpResponse Admin::Drain(const HttpRequest& req) {
   HttpResponse r;
   r.content_type = "text/plain";
   if (!options_.on_drain) {
@@ -316,14 +316,24 @@ HttpResponse Admin::Drain() {
     r.body = "drain is not wired in this process\n";
     return r;
   }
+  // ?then=exit (the default: the drained process stays down) or
+  // ?then=restart (it exits asking its supervisor for a fresh start).
+  const std::string then = req.QueryParam("then").value_or("exit");
+  if (then != "exit" && then != "restart") {
+    return Error(400, "then must be exit or restart");
+  }
+  const bool restart = then == "restart";
   if (draining_.load()) {
-    r.body = "already draining\n";
+    // A drain already running may still be told to end in a restart.
+    if (restart) options_.on_drain(true);
+    r.body = restart ? "already draining; it ends in a restart\n"
+                     : "already draining\n";
     return r;
   }
-  options_.on_drain();
+  options_.on_drain(restart);
   r.status = 202;
   r.body = absl::StrCat("draining: ", server_->endpoint_count(),
-                        " endpoints left\n");
+                        " endpoints left; then ", then, "\n");
   return r;
 }
 
@@ -661,7 +671,9 @@ HttpResponse Admin::Health() const {
     r.status = 503;
     r.body = "not ready: no address to advertise\n";
   } else {
-    r.body = "ok\n";
+    r.body = options_.ready_note.empty()
+                 ? "ok\n"
+                 : absl::StrCat("ok (", options_.ready_note, ")\n");
   }
   return r;
 }

@@ -62,9 +62,14 @@ struct AdminOptions {
   std::string bridge_token;
   // A listener for /metrics and the probes only; none when unset.
   std::optional<SocketAddress> metrics_listen;
-  // Called by POST /v0/relay/drain (relayd: does what SIGUSR1 does). Unset:
+  // Called by POST /v0/relay/drain[?then=exit|restart] with restart set
+  // for ?then=restart (relayd: does what SIGUSR1, or SIGUSR2, does). Unset:
   // the call answers 501.
-  std::function<void()> on_drain;
+  std::function<void(bool restart)> on_drain;
+  // Added to /readyz's "ok" while ready (relayd: when every advertised
+  // address is private, loopback or shared, a relay only clients on those
+  // networks can reach; still ready, as such relays exist on purpose).
+  std::string ready_note;
   std::string version = "dev";
   std::string commit = "unknown";
   // Connection caps, deadlines and size limits of the HTTP listeners.
@@ -103,7 +108,7 @@ class Admin {
   // Readiness: accepting allocations.
   HttpResponse Health() const;
   HttpResponse Live() const;
-  HttpResponse Drain();
+  HttpResponse Drain(const HttpRequest& req);
   // Retry-After of an allocation refused by a drain: by then a restarted
   // or another relay is expected to take it.
   static constexpr int kDrainRetryAfter = 30;

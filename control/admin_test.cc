@@ -269,8 +269,11 @@ TEST_F(AdminTest, EndpointCapIs503) {
 }
 
 TEST_F(AdminTest, DrainCallIsAuthenticatedAndRefusesAllocations) {
-  int drains = 0;
-  RestartAdmin({.read_token = "reader", .on_drain = [&] { ++drains; }});
+  int drains = 0, restarts = 0;
+  RestartAdmin({.read_token = "reader", .on_drain = [&](bool restart) {
+                  ++drains;
+                  restarts += restart;
+                }});
   EXPECT_EQ(client_->Post("/v0/relay/drain", "", "text/plain")->status, 403);
   httplib::Headers reader = {{"Authorization", "Bearer reader"}};
   EXPECT_EQ(client_->Post("/v0/relay/drain", reader, "", "text/plain")->status,
@@ -281,12 +284,23 @@ TEST_F(AdminTest, DrainCallIsAuthenticatedAndRefusesAllocations) {
   auto r = client_->Post("/v0/relay/drain", admin, "", "text/plain");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 202);
-  EXPECT_EQ(r->body, "draining: 0 endpoints left\n");
+  EXPECT_EQ(r->body, "draining: 0 endpoints left; then exit\n");
   EXPECT_EQ(drains, 1);
+  EXPECT_EQ(restarts, 0);
   admin_->SetDraining(true);  // what relayd's drain does next
   EXPECT_EQ(client_->Post("/v0/relay/drain", admin, "", "text/plain")->status,
             200);
   EXPECT_EQ(drains, 1);
+  // A drain under way can still be told to end in a restart; nothing else.
+  EXPECT_EQ(client_->Post("/v0/relay/drain?then=reboot", admin, "", "text/plain")
+                ->status,
+            400);
+  auto again = client_->Post("/v0/relay/drain?then=restart", admin, "", "text/plain");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200);
+  EXPECT_EQ(again->body, "already draining; it ends in a restart\n");
+  EXPECT_EQ(drains, 2);
+  EXPECT_EQ(restarts, 1);
   auto refused = Post(KeysBody(ka_, kb_));
   EXPECT_EQ(refused->status, 503);
   EXPECT_EQ(refused->get_header_value("Retry-After"), "30");

@@ -105,8 +105,10 @@ class Counter {
     "Datagrams the kernel dropped before the relay read them "             \
     "(SO_RXQ_OVFL).")                                                      \
   X(rx_buffer_exhausted, "rx_buffer_exhausted_total",                      \
-    "Times every receive buffer was in use (io_uring ENOBUFS); datagrams " \
-    "waited in the socket buffer.")                                        \
+    "Times every receive buffer was in use (io_uring ENOBUFS): normal "  \
+    "under load and not a loss (the datagrams wait in the socket buffer; " \
+    "losses are kernel_socket_drops_total). 64 buffers by design, so "     \
+    "payloads stay in cache.")                                             \
   X(gso_sends, "gso_sends_total",                                          \
     "Sends that carried several datagrams with UDP GSO.")                  \
   X(gso_segments, "gso_segments_total",                                    \

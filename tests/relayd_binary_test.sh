@@ -89,12 +89,15 @@ done
   || fail "check_config: $(cat "$work/check.out")"
 grep -q "config ok: port 7777" "$work/check.out" || fail "check_config output"
 # The advertised list, with what is wrong with each address.
-"$RELAYD" --check_config --advertise=203.0.113.7,10.1.2.3:9,[fd00::1],127.0.0.1 > "$work/check.out"
+"$RELAYD" --check_config --advertise=203.0.113.7,10.1.2.3:9,[fd00::1],127.0.0.1,100.101.102.103 > "$work/check.out"
 grep -q "advertised addresses (from --advertise):" "$work/check.out" || fail "advertise list"
 grep -q "^  203.0.113.7:7777$" "$work/check.out" || fail "public address: $(cat "$work/check.out")"
 grep -q "^  10.1.2.3:9  (private (RFC 1918): " "$work/check.out" || fail "private address"
 grep -q "^  \[fd00::1\]:7777  (unique local (ULA): " "$work/check.out" || fail "ULA address"
 grep -q "^  127.0.0.1:7777  (loopback: " "$work/check.out" || fail "loopback address"
+# 100.64.0.0/10 is named as what it most likely is on such a host.
+grep -q "^  100.101.102.103:7777  (shared (RFC 6598 CGNAT; also Tailscale's range: on a host running tailscaled, probably its tailnet address" \
+  "$work/check.out" || fail "CGNAT address: $(cat "$work/check.out")"
 [ ! -e "$work/dry.key" ] || fail "check_config created the key file"
 printf -- "--port=7778\n--profile=seed\n" > "$work/relayd.flags"
 "$RELAYD" --flagfile="$work/relayd.flags" --check_config > "$work/check.out"
@@ -220,7 +223,7 @@ kill $squat_pid; wait $squat_pid 2>/dev/null || true
 start_relayd() {  # args: log file, extra flags
   local log="$1"; shift
   "$RELAYD" --listen=127.0.0.1 --port=0 --workers=1 --admin_listen=127.0.0.1:0 \
-    --key_file="$work/server.key" "$@" 2> "$log" &
+    --key_file="$work/server.key" --stop_timeout=0 "$@" 2> "$log" &
   pid=$!
   for _ in $(seq 100); do grep -q "admin API on" "$log" && break; sleep 0.05; done
   port=$(sed -n 's/.* port \([0-9]*\) engine.*/\1/p' "$log" | head -1)
@@ -239,7 +242,9 @@ rc=0
 [ "$rc" = 2 ] || fail "twin relayd exit code $rc: $(cat "$work/twin.err")"
 grep -q "relayd: UDP port $port is already served by another relayd: pid $pid (relayd)" \
   "$work/twin.err" || fail "twin: $(cat "$work/twin.err")"
-grep -q ok <<< "$("$CTL" --admin="$admin" health)" || fail "health"
+# Ready with only a loopback address, saying so.
+[ "$("$CTL" --admin="$admin" health)" = "ok (advertising only non-global addresses: reachable only from their networks; set --advertise for a public relay)" ] \
+  || fail "health: $("$CTL" --admin="$admin" health)"
 # UDP allocation refused: A is not on the (empty) allowlist.
 if "$CLIENT" --relay="127.0.0.1:$port" --server_key="$key1" --key_file="$work/a.key" \
      --seconds=0.2 > "$work/client.out" 2>&1; then fail "allocated without allowlist"; fi
@@ -299,7 +304,7 @@ grep -q "HTTP 503: draining: this relay takes no new allocations" "$work/err" ||
 for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
 if kill -0 $pid 2>/dev/null; then fail "did not exit after draining"; fi
 wait $pid || fail "drain exit code"
-grep -q "drained: stopping" "$work/drain.log" || fail "drain log"
+grep -q "notice: drained: exiting (0 endpoints left)" "$work/drain.log" || fail "drain log: $(tail -3 "$work/drain.log")"
 
 # ---- Logs ----
 # Every line: UTC timestamp, program, level. Start-up warnings say what to do.
@@ -395,7 +400,7 @@ done
 if "$CTL" --admin="$admin" --token_file=/dev/null drain 2> /dev/null; then fail "drain without token"; fi
 grep -q "draining: 1 endpoints left" <<< "$("$CTL" --admin="$admin" --token_file="$work/token" drain)" \
   || fail "relayctl drain"
-for _ in $(seq 50); do grep -q "notice: draining:" "$work/api.log" && break; sleep 0.05; done
+for _ in $(seq 50); do grep -q "notice: SIGUSR1: draining:" "$work/api.log" && break; sleep 0.05; done
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://$metrics/readyz")
 [ "$code" = 503 ] || fail "readyz while draining: $code"
 curl -s -D "$work/hdr" -o /dev/null -H "Authorization: Bearer tok-2" -d "{\"DiscoKeys\":[\"$ka\",\"$kb\"]}" \
@@ -404,7 +409,120 @@ grep -q "^HTTP/1.1 503" "$work/hdr" && grep -qi "^Retry-After: 30" "$work/hdr" |
 for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
 if kill -0 $pid 2>/dev/null; then fail "did not exit after relayctl drain"; fi
 wait $pid || fail "exit code after relayctl drain"
-grep -q "notice: drained: stopping (0 endpoints left)" "$work/api.log" || fail "drain end: $(tail -3 "$work/api.log")"
+grep -q "notice: drained: exiting (0 endpoints left)" "$work/api.log" || fail "drain end: $(tail -3 "$work/api.log")"
 grep -q "info: expired 1 endpoints, 0 left" "$work/api.log" || fail "expiry not logged"
+
+# ---- Lifecycle: stop drains for --stop_timeout, drain --restart exits 75 ----
+bind_one() {  # a client binds through the relay: one live endpoint
+  "$CLIENT" --relay="127.0.0.1:$port" --server_key="$key1" --key_file="$work/a.key" \
+    --seconds=0.2 --size=100 > /dev/null || fail "client: $(tail -3 "$1")"
+}
+# SIGTERM with a live endpoint: a drain (readyz 503, allocations 503) that
+# ends at --stop_timeout with exit 0, the endpoint cut.
+start_relayd "$work/stop.log" --admin_token_file="$work/token" --allocate_allowlist="$work/allow" \
+  --stop_timeout=2s
+bind_one "$work/stop.log"
+t0=$(date +%s%N)
+kill -TERM $pid
+for _ in $(seq 50); do grep -q "SIGTERM: draining" "$work/stop.log" && break; sleep 0.05; done
+grep -q "notice: SIGTERM: draining: 1 endpoints left; no new allocations; stop when none is left or in 2s" \
+  "$work/stop.log" || fail "SIGTERM drain: $(tail -2 "$work/stop.log")"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://$admin/readyz")
+[ "$code" = 503 ] || fail "readyz while stopping: $code"
+if "$CTL" --admin="$admin" --token_file="$work/token" allocate "$ka" "$kb" 2> "$work/err"; then
+  fail "allocated while stopping"
+fi
+wait $pid || fail "exit code after the stop drain"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$ms" -ge 1800 ] && [ "$ms" -le 4000 ] || fail "stop drain took ${ms} ms, want about 2000"
+grep -q "notice: drained: stopping (1 endpoints left, cut at the timeout)" "$work/stop.log" \
+  || fail "stop drain end: $(tail -2 "$work/stop.log")"
+# A second SIGTERM stops at once.
+start_relayd "$work/stop2.log" --admin_token_file="$work/token" --allocate_allowlist="$work/allow" \
+  --stop_timeout=60s
+bind_one "$work/stop2.log"
+kill -TERM $pid
+for _ in $(seq 50); do grep -q "SIGTERM: draining" "$work/stop2.log" && break; sleep 0.05; done
+kill -TERM $pid
+for _ in $(seq 40); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+if kill -0 $pid 2>/dev/null; then fail "a second SIGTERM did not stop relayd"; fi
+wait $pid || fail "exit code after two SIGTERMs"
+grep -q "notice: Terminated: stopping now (1 endpoints cut)" "$work/stop2.log" \
+  || fail "second SIGTERM: $(tail -2 "$work/stop2.log")"
+# relayctl drain --restart: relaying goes on, then exit 75 (the unit
+# restarts it); SIGUSR2 is the same drain.
+start_relayd "$work/restart.log" --admin_token_file="$work/token" --allocate_allowlist="$work/allow" \
+  --bind_lifetime=1s --steady_state_lifetime=1s
+bind_one "$work/restart.log"
+grep -q "draining: 1 endpoints left; then restart" \
+  <<< "$("$CTL" --admin="$admin" --token_file="$work/token" drain --restart)" || fail "relayctl drain --restart"
+rc=0; wait $pid || rc=$?
+[ "$rc" = 75 ] || fail "drain --restart exit code $rc: $(tail -3 "$work/restart.log")"
+grep -q "notice: drained: exiting 75 to be started again (0 endpoints left)" "$work/restart.log" \
+  || fail "restart drain log: $(tail -3 "$work/restart.log")"
+start_relayd "$work/usr2.log" --admin_token_file="$work/token"
+kill -USR2 $pid
+rc=0; wait $pid || rc=$?
+[ "$rc" = 75 ] || fail "SIGUSR2 exit code $rc: $(tail -3 "$work/usr2.log")"
+
+# ---- relayctl reload: waits for the result, fails when the reload failed ----
+cp "$work/allow" "$work/reload-allow"
+start_relayd "$work/reload.log" --admin_token_file="$work/token" \
+  --allocate_allowlist="$work/reload-allow" --status_file="$work/status"
+grep -q "^pid=$pid$" "$work/status" && grep -q "^state=serving$" "$work/status" \
+  || fail "status file: $(cat "$work/status")"
+out=$("$CTL" reload --status_file="$work/status" 2>&1) || fail "relayctl reload: $out"
+[ "$out" = "relayd $pid: reloaded allowlist (1 keys) and tokens" ] || fail "reload output: $out"
+echo "not-a-key" >> "$work/reload-allow"
+rc=0; out=$("$CTL" reload --status_file="$work/status" --pid=$pid 2>&1) || rc=$?
+[ "$rc" = 1 ] || fail "failed reload exit code $rc: $out"
+grep -q "^relayctl: reload: reload failed, keeping the old settings: .*reload-allow:2:" <<< "$out" \
+  || fail "failed reload output: $out"
+grep -q "^reload_result=failed$" "$work/status" || fail "status after a failed reload: $(cat "$work/status")"
+cp "$work/allow" "$work/reload-allow"
+"$CTL" reload --status_file="$work/status" > /dev/null || fail "reload after the fix"
+rc=0; out=$("$CTL" reload --status_file="$work/status" --pid=1 2>&1) || rc=$?
+[ "$rc" = 1 ] && grep -q "is relayd pid $pid's, not 1's" <<< "$out" || fail "reload of pid 1: $rc $out"
+rc=0; out=$("$CTL" reload --status_file="$work/nope" 2>&1) || rc=$?
+[ "$rc" = 1 ] && grep -q "cannot read relayd's status file" <<< "$out" || fail "reload without status: $out"
+# Ten reloads at once: each caller sees a reload that began after its
+# signal, and all succeed.
+for i in $(seq 10); do "$CTL" reload --status_file="$work/status" > "$work/r$i.out" 2>&1 & done
+wait_ok=0
+for job in $(jobs -p); do [ "$job" = "$pid" ] && continue; wait "$job" || wait_ok=1; done
+[ "$wait_ok" = 0 ] || fail "concurrent reloads: $(cat "$work"/r*.out)"
+kill -TERM $pid; wait $pid || fail "exit after reloads"
+
+# ---- The endpoint cap follows a cgroup's memory limit (a container's) ----
+cg=""
+if [ -w /sys/fs/cgroup/memory ]; then
+  cg=/sys/fs/cgroup/memory/relayd-test-$$; limit_file=memory.limit_in_bytes
+elif grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2> /dev/null; then
+  cg=/sys/fs/cgroup/relayd-test-$$; limit_file=memory.max
+fi
+if [ -n "$cg" ] && mkdir "$cg" 2> /dev/null; then
+  echo $((64 << 20)) > "$cg/$limit_file"
+  sh -c 'echo $$ > "$1/cgroup.procs" && exec "$2" --listen=127.0.0.1 --port=0 --admin_listen=off --run_for=0.3s' \
+    _ "$cg" "$RELAYD" 2> "$work/cgroup.log" || true
+  rmdir "$cg" 2> /dev/null || true
+  grep -q "max_endpoints=16384 (auto: a quarter of 64 MiB, the cgroup's memory limit, at ~1 KiB per endpoint)" \
+    "$work/cgroup.log" || fail "cgroup memory cap: $(grep -o 'max_endpoints=.*' "$work/cgroup.log")"
+else
+  echo "relayd binary test: no writable memory cgroup here: the cgroup cap is not checked"
+fi
+
+# ---- relayctl finds relayd the way relayd is configured ----
+aport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+printf -- "--admin_listen=0.0.0.0:%s\n--admin_token_file=%s\n" "$aport" "$work/token" > "$work/ctl.flags"
+"$RELAYD" --listen=127.0.0.1 --port=0 --workers=1 --flagfile="$work/ctl.flags" 2> "$work/ctl.log" &
+pid=$!
+for _ in $(seq 100); do grep -q "admin API on" "$work/ctl.log" && break; sleep 0.05; done
+grep -q "^Sessions: 0$" <<< "$("$CTL" --relayd_flags="$work/ctl.flags" sessions 2>&1)" \
+  || fail "relayctl with relayd's flag file: $("$CTL" --relayd_flags="$work/ctl.flags" sessions 2>&1)"
+printf -- "--admin_listen=off\n" > "$work/off.flags"
+rc=0; out=$("$CTL" --relayd_flags="$work/off.flags" health 2>&1) || rc=$?
+[ "$rc" = 1 ] && grep -q "relayd's admin API is off (--admin_listen=off in $work/off.flags)" <<< "$out" \
+  || fail "relayctl with the admin API off: $out"
+kill -TERM $pid; wait $pid || fail "exit after relayctl discovery"
 
 echo "relayd binary test: 1 passed, 0 failed"

@@ -9,7 +9,7 @@ start_relayd() {
   local listen=$1; shift
   "$RELAYD" --listen="$listen" --port=0 --workers=1 --admin_listen=127.0.0.1:0 \
     --admin_token_file="$work/token" --allocate_allowlist="$work/allow" \
-    --alloc_rate=10000 --alloc_burst=10000 "$@" 2> "$work/relayd.log" &
+    --alloc_rate=10000 --alloc_burst=10000 --stop_timeout=0 "$@" 2> "$work/relayd.log" &
   pid=$!
   for _ in $(seq 100); do grep -q "listening on" "$work/relayd.log" && break; sleep 0.05; done
   port=$(sed -n 's/.* port \([0-9]*\) engine.*/\1/p' "$work/relayd.log" | head -1)

@@ -1,6 +1,7 @@
 #include "tools/cli.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 
 #include "absl/flags/commandlineflag.h"
@@ -149,6 +150,20 @@ absl::StatusOr<std::optional<std::string>> FlagValueInFiles(
     }
   }
   return value;
+}
+
+absl::StatusOr<std::string> ResolveSecretPath(const std::string& path) {
+  absl::string_view name = path;
+  if (!absl::ConsumePrefix(&name, "credential:")) return path;
+  const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
+  if (dir == nullptr || *dir == 0) {
+    return Bad(absl::StrCat(path, ": $CREDENTIALS_DIRECTORY is not set "
+                            "(systemd sets it for LoadCredential=)"));
+  }
+  if (name.empty() || absl::StrContains(name, "/")) {
+    return Bad(absl::StrCat(path, ": a credential name has no '/'"));
+  }
+  return absl::StrCat(dir, "/", name);
 }
 
 std::string FlagsHelp(const std::vector<std::string>& files) {

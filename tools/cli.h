@@ -33,6 +33,11 @@ absl::StatusOr<CommandLine> CheckCommandLine(int argc, char** argv);
 absl::StatusOr<std::optional<std::string>> FlagValueInFiles(
     const std::vector<std::string>& files, absl::string_view name);
 
+// A secret file's path: "credential:NAME" is NAME in the directory
+// systemd's LoadCredential= fills ($CREDENTIALS_DIRECTORY); any other value
+// is the path itself.
+absl::StatusOr<std::string> ResolveSecretPath(const std::string& path);
+
 // Help text for the flags defined in source files whose path ends with
 // one of `files`: "--name=DEFAULT  help", sorted by name.
 std::string FlagsHelp(const std::vector<std::string>& files);

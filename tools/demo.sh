@@ -31,7 +31,7 @@ echo "--- relayctl sessions"
 "$BIN/relayctl" --admin="$admin" --token_file="$work/admin_token" sessions
 echo "--- relayctl metrics"
 "$BIN/relayctl" --admin="$admin" --token_file="$work/admin_token" metrics
-kill -TERM $relayd_pid
+kill -INT $relayd_pid
 wait $relayd_pid || true
 echo "--- relayd log"
 cat "$work/relayd.log"

@@ -34,7 +34,7 @@ RELAYD="$BIN/relayd"
 fail() { echo "record_test_captures: $*" >&2; cat "$work/relayd.log" >&2; exit 1; }
 # start_relayd LISTEN [FLAG...], as the end-to-end tests start it.
 source tests/relayd_lib.sh
-stop_relayd() { kill -TERM "$pid"; wait "$pid" || true; pid=; }
+stop_relayd() { kill -INT "$pid"; wait "$pid" || true; pid=; }
 
 # 1. Client side, current profile, IPv4.
 start_relayd 127.0.0.1 --key_file="$out/relay.key" --profile=current

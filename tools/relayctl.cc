@@ -1,12 +1,15 @@
-// relayctl: talks to a running relayd's admin API.
+// relayctl: talks to a running relayd's admin API, and reloads it.
 //
 //   relayctl [--admin=127.0.0.1:9780] [--token_file=F] COMMAND
 //
-// Commands: allocate KEY KEY, sessions, metrics, health, drain, help. The
-// token is read from --token_file, else from /etc/relayd/admin_token when
-// that is readable (the package installs it there, root only).
+// Commands: allocate KEY KEY, sessions, metrics, health, drain [--restart],
+// reload, help. Without --admin and --token_file, relayctl finds relayd the
+// way relayd itself is configured: --admin_listen and --admin_token_file in
+// relayd's flag file (--relayd_flags, /etc/relayd/relayd.flags), else
+// 127.0.0.1:9780 and /etc/relayd/admin_token when readable.
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,24 +23,35 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/small_file.h"
 #include "common/socket_address.h"
 #include "tools/cli.h"
 
-ABSL_FLAG(std::string, admin, "127.0.0.1:9780",
-          "relayd's admin address, ip:port or [ip6]:port");
+ABSL_FLAG(std::string, admin, "",
+          "relayd's admin address, ip:port or [ip6]:port; default: "
+          "--admin_listen in --relayd_flags, else 127.0.0.1:9780");
 ABSL_FLAG(std::string, token_file, "",
-          "bearer token file (allocate, sessions, drain); default "
+          "bearer token file (allocate, sessions, drain); default: "
+          "--admin_token_file in --relayd_flags, else "
           "/etc/relayd/admin_token when readable");
+ABSL_FLAG(std::string, relayd_flags, "/etc/relayd/relayd.flags",
+          "relayd's flag file, where the admin address and token file are "
+          "found when --admin or --token_file is not given (skipped when "
+          "absent)");
 ABSL_FLAG(bool, json, false, "sessions: print relayd's JSON as it is");
 ABSL_FLAG(std::string, key, "",
           "sessions: only endpoints with a client key starting with this "
@@ -45,15 +59,27 @@ ABSL_FLAG(std::string, key, "",
 ABSL_FLAG(std::string, addr, "",
           "sessions: only endpoints with a client bound to IP or IP:PORT");
 ABSL_FLAG(int, limit, 1000, "sessions: at most this many endpoints");
+ABSL_FLAG(bool, restart, false,
+          "drain: relayd exits 75 once drained, so that systemd starts a "
+          "fresh one (a rolling restart); without it a drained relayd stays "
+          "down");
+ABSL_FLAG(std::string, status_file, "/run/relayd/status",
+          "reload: relayd's --status_file");
+ABSL_FLAG(int, pid, 0,
+          "reload: relayd's pid (systemd: $MAINPID); default: the one in "
+          "--status_file");
+ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30),
+          "reload: how long to wait for the result");
 
 namespace {
 
 using nlohmann::json;
 
 constexpr char kDefaultTokenFile[] = "/etc/relayd/admin_token";
+constexpr char kDefaultAdmin[] = "127.0.0.1:9780";
 
 constexpr char kUsage[] =
-    "relayctl: talk to a running relayd's admin API\n"
+    "relayctl: talk to a running relayd's admin API, and reload it\n"
     "\n"
     "usage: relayctl [--admin=HOST:PORT] [--token_file=F] COMMAND\n"
     "\n"
@@ -62,14 +88,19 @@ constexpr char kUsage[] =
     "                      endpoints, both legs, packets/bytes each way\n"
     "  metrics             counters in human form (non-zero series)\n"
     "  health              exit 0 when relayd accepts allocations (/readyz)\n"
-    "  drain               stop allocating, keep relaying, exit when empty "
-    "(as SIGUSR1)\n"
+    "  drain [--restart]   stop allocating, keep relaying, exit once no "
+    "endpoint is left or at --drain_timeout; the drained relayd stays down, "
+    "or with --restart exits 75 for systemd to start a fresh one\n"
+    "  reload [--pid=N]    SIGHUP relayd, wait for the reload's result; exit "
+    "1 when it failed (the unit's ExecReload)\n"
     "  allocate KEY KEY    allocate an endpoint for two disco keys\n"
     "  help                this text\n"
     "\n"
-    "The token comes from --token_file, else /etc/relayd/admin_token.\n"
-    "Exit status: 0 done, 1 relayd said no or could not be reached, 2 bad "
-    "usage.\n";
+    "relayd's address and token: --admin and --token_file, else what relayd's "
+    "flag file (--relayd_flags) sets, else 127.0.0.1:9780 and "
+    "/etc/relayd/admin_token.\n"
+    "Exit status: 0 done, 1 relayd said no, could not be reached or the "
+    "reload failed, 2 bad usage.\n";
 
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "relayctl: %s\n", msg.c_str());
@@ -379,18 +410,144 @@ int Simple(Admin& admin, bool post, const std::string& path) {
   return 0;
 }
 
-// The token: --token_file, else the package's file when readable.
-absl::StatusOr<std::string> Token() {
-  std::string path = absl::GetFlag(FLAGS_token_file);
-  const bool given = !path.empty();
-  if (!given) {
-    if (access(kDefaultTokenFile, R_OK) != 0) return std::string();
-    path = kDefaultTokenFile;
-  }
-  absl::StatusOr<std::string> text = peerrelay::ReadSmallFile(path, 4096);
+// Where relayd is and its token: the flags, else relayd's flag file, else
+// the package's defaults.
+struct Target {
+  std::string admin;
+  std::string token;
+};
+
+absl::StatusOr<std::string> ReadToken(const std::string& path) {
+  absl::StatusOr<std::string> resolved = peerrelay::cli::ResolveSecretPath(path);
+  if (!resolved.ok()) return resolved.status();
+  absl::StatusOr<std::string> text = peerrelay::ReadSmallFile(*resolved, 4096);
   if (!text.ok()) return text.status();
   return std::string(absl::StripAsciiWhitespace(
       absl::string_view(*text).substr(0, text->find('\n'))));
+}
+
+absl::StatusOr<Target> FindRelayd() {
+  Target t;
+  t.admin = absl::GetFlag(FLAGS_admin);
+  std::string token_file = absl::GetFlag(FLAGS_token_file);
+  const std::string flags = absl::GetFlag(FLAGS_relayd_flags);
+  if ((t.admin.empty() || token_file.empty()) && !flags.empty() &&
+      access(flags.c_str(), F_OK) == 0) {
+    if (t.admin.empty()) {
+      auto v = peerrelay::cli::FlagValueInFiles({flags}, "admin_listen");
+      if (!v.ok()) return v.status();
+      if (v->has_value()) {
+        if (**v == "off") {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "relayd's admin API is off (--admin_listen=off in ", flags, ")"));
+        }
+        absl::StatusOr<peerrelay::SocketAddress> a =
+            peerrelay::SocketAddress::Parse(**v);
+        if (!a.ok()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              flags, ": --admin_listen=", **v, ": ", a.status().message()));
+        }
+        // A listener on every address answers on loopback.
+        if (a->is_unspecified()) {
+          *a = peerrelay::SocketAddress::Parse(
+                   a->is_ipv4() ? absl::StrCat("127.0.0.1:", a->port())
+                                : absl::StrCat("[::1]:", a->port()))
+                   .value();
+        }
+        t.admin = a->ToString();
+      }
+    }
+    if (token_file.empty() && access(flags.c_str(), R_OK) == 0) {
+      auto v = peerrelay::cli::FlagValueInFiles({flags}, "admin_token_file");
+      if (!v.ok()) return v.status();
+      if (v->has_value() && !(*v)->empty()) token_file = **v;
+    }
+  }
+  if (t.admin.empty()) t.admin = kDefaultAdmin;
+  if (token_file.empty()) {
+    if (access(kDefaultTokenFile, R_OK) != 0) return t;  // no token
+    token_file = kDefaultTokenFile;
+  } else if (!absl::GetFlag(FLAGS_token_file).empty() ||
+             absl::StartsWith(token_file, "credential:") ||
+             access(token_file.c_str(), R_OK) == 0) {
+    // Named: it must be readable.
+  } else {
+    return t;  // relayd's token file, not readable by this user: no token
+  }
+  absl::StatusOr<std::string> token = ReadToken(token_file);
+  if (!token.ok()) return token.status();
+  t.token = std::move(*token);
+  return t;
+}
+
+// relayd's --status_file as key=value pairs.
+absl::StatusOr<std::map<std::string, std::string>> ReadStatus(
+    const std::string& path) {
+  absl::StatusOr<std::string> text = peerrelay::ReadSmallFile(path, 1 << 16);
+  if (!text.ok()) return text.status();
+  std::map<std::string, std::string> kv;
+  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+    const size_t eq = line.find('=');
+    if (eq == absl::string_view::npos) continue;
+    kv[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
+  }
+  return kv;
+}
+
+uint64_t StatusNumber(const std::map<std::string, std::string>& kv,
+                      const std::string& key) {
+  uint64_t v = 0;
+  auto it = kv.find(key);
+  if (it == kv.end() || !absl::SimpleAtoi(it->second, &v)) return 0;
+  return v;
+}
+
+// SIGHUP, then the result of a reload that started after the signal came.
+int Reload() {
+  const std::string path = absl::GetFlag(FLAGS_status_file);
+  auto st = ReadStatus(path);
+  if (!st.ok()) {
+    return Fail(absl::StrCat("reload: cannot read relayd's status file: ",
+                             st.status().message(),
+                             " (is relayd running with --status_file=", path,
+                             "?)"));
+  }
+  const uint64_t file_pid = StatusNumber(*st, "pid");
+  const int pid = absl::GetFlag(FLAGS_pid) > 0 ? absl::GetFlag(FLAGS_pid)
+                                               : int(file_pid);
+  if (file_pid <= 1) return Fail(absl::StrCat("reload: no pid in ", path));
+  if (file_pid != uint64_t(pid)) {
+    return Fail(absl::StrCat("reload: ", path, " is relayd pid ", file_pid,
+                             "'s, not ", pid, "'s (another --status_file?)"));
+  }
+  absl::StatusOr<std::string> comm =
+      peerrelay::ReadSmallFile(absl::StrCat("/proc/", pid, "/comm"), 256);
+  if (!comm.ok() || absl::StripTrailingAsciiWhitespace(*comm) != "relayd") {
+    return Fail(absl::StrCat("reload: process ", pid, " is not relayd"));
+  }
+  const uint64_t before = StatusNumber(*st, "reload_requests");
+  if (kill(pid, SIGHUP) != 0) {
+    return Fail(absl::StrCat("reload: kill ", pid, ": ", std::strerror(errno)));
+  }
+  const absl::Time deadline = absl::Now() + absl::GetFlag(FLAGS_timeout);
+  while (absl::Now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    st = ReadStatus(path);
+    if (!st.ok() || StatusNumber(*st, "pid") != uint64_t(pid)) {
+      return Fail(absl::StrCat("reload: relayd ", pid,
+                               " stopped during the reload"));
+    }
+    if (StatusNumber(*st, "reload_done") > before) {
+      const std::string& message = (*st)["reload_message"];
+      if ((*st)["reload_result"] != "ok") {
+        return Fail(absl::StrCat("reload: ", message));
+      }
+      std::printf("relayd %d: %s\n", pid, message.c_str());
+      return 0;
+    }
+  }
+  return Fail(absl::StrCat("reload: no result from relayd ", pid, " within ",
+                           absl::FormatDuration(absl::GetFlag(FLAGS_timeout))));
 }
 
 }  // namespace
@@ -420,19 +577,24 @@ int main(int argc, char** argv) {
   }
   const size_t want_args = cmd == "allocate" ? 4 : 2;
   if (cmd != "sessions" && cmd != "metrics" && cmd != "health" &&
-      cmd != "drain" && cmd != "allocate") {
+      cmd != "drain" && cmd != "allocate" && cmd != "reload") {
     return usage_error("unknown command '" + cmd + "'");
   }
   if (args.size() != want_args) {
     return usage_error(cmd == "allocate" ? "allocate needs two disco keys"
                                          : cmd + " takes no arguments");
   }
-  absl::StatusOr<std::string> token = Token();
-  if (!token.ok()) return Fail(std::string(token.status().message()));
-  Admin admin(absl::GetFlag(FLAGS_admin), *token);
+  if (cmd == "reload") return Reload();
+  absl::StatusOr<Target> target = FindRelayd();
+  if (!target.ok()) return Fail(std::string(target.status().message()));
+  Admin admin(target->admin, target->token);
   if (cmd == "sessions") return Sessions(admin);
   if (cmd == "metrics") return Metrics(admin);
   if (cmd == "health") return Simple(admin, false, "/readyz");
-  if (cmd == "drain") return Simple(admin, true, "/v0/relay/drain");
+  if (cmd == "drain") {
+    return Simple(admin, true,
+                  absl::GetFlag(FLAGS_restart) ? "/v0/relay/drain?then=restart"
+                                               : "/v0/relay/drain");
+  }
   return Allocate(admin, args[2], args[3]);
 }

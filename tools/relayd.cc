@@ -4,8 +4,10 @@
 //   relayd --flagfile=/etc/relayd/relayd.flags
 //
 // Starts one worker per core on the relay port, logs one start-up line, and
-// runs until SIGTERM or SIGINT (exit 0). Bad flags exit 2 with a message.
+// runs until stopped or drained (see kUsage for the signals and the exit
+// statuses). Bad flags exit 2 with a message.
 // Flags and their checks live in relayd_config.cc.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -21,6 +23,8 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
@@ -55,21 +59,28 @@ constexpr char kUsage[] =
     "  relayd --version | --help | -h\n"
     "\n"
     "signals:\n"
-    "  SIGTERM, SIGINT  stop now (exit 0)\n"
+    "  SIGTERM          stop: drain for at most --stop_timeout (no new "
+    "allocations, /readyz 503, relaying goes on), then exit 0; a second "
+    "SIGTERM stops at once\n"
+    "  SIGINT           stop now (exit 0)\n"
     "  SIGHUP           reload the token files, the allowlist and "
-    "--log_level (from the flag file)\n"
-    "  SIGUSR1          drain: no new allocations (HTTP 503 + Retry-After), "
-    "/readyz 503, relaying goes on; exit 0 once no endpoint is left or after "
-    "--drain_timeout (also: relayctl drain)\n"
+    "--log_level (from the flag file); relayctl reload waits for the result\n"
+    "  SIGUSR1          drain and stay down: no new allocations (HTTP 503 + "
+    "Retry-After), /readyz 503, relaying goes on; exit 0 once no endpoint is "
+    "left or after --drain_timeout (also: relayctl drain)\n"
+    "  SIGUSR2          drain, then exit 75 so that a supervisor starts a "
+    "fresh relayd (a rolling restart; also: relayctl drain --restart)\n"
     "\n"
     "admin API (--admin_listen; token: --admin_token_file):\n"
     "  POST /v0/relay/endpoint   allocate (bearer token)\n"
     "  GET  /v0/relay/sessions   endpoints and both legs (token or read token)\n"
-    "  POST /v0/relay/drain      drain, as SIGUSR1 (bearer token)\n"
+    "  POST /v0/relay/drain      drain, as SIGUSR1 (?then=restart: as "
+    "SIGUSR2) (bearer token)\n"
     "  GET  /metrics /livez /readyz /healthz   (also on --metrics_listen)\n"
     "\n"
     "exit status: 0 stopped or drained, 1 could not start, 2 bad flags or "
-    "files\n";
+    "files (restarting cannot help), 75 drained and asking to be started "
+    "again\n";
 
 std::string VersionString() {
   return absl::StrCat("relayd ", kVersion, " (commit ", PEERRELAY_GIT_COMMIT,
@@ -168,6 +179,17 @@ control::HttpLimits AdminHttpLimits(const RelaydConfig& c) {
   return limits;
 }
 
+// /readyz's note when no advertised address is global: such a relay is
+// ready, for the clients that can reach it.
+std::string ReadyNote(const std::vector<SocketAddress>& adv) {
+  if (adv.empty()) return "";
+  for (const SocketAddress& a : adv) {
+    if (AddressScope(a).empty()) return "";
+  }
+  return "advertising only non-global addresses: reachable only from their "
+         "networks; set --advertise for a public relay";
+}
+
 absl::StatusOr<Running> StartServing(const RelaydConfig& c,
                                      std::optional<engine::PortGuard> guard) {
   Running r;
@@ -240,7 +262,8 @@ absl::StatusOr<Running> StartServing(const RelaydConfig& c,
   WarnAboutAdvertised(c, adv);
   r.server->SetAddresses(adv);
   if (!r.relay->engine_note().empty()) {
-    PEERRELAY_LOG(kNotice, r.relay->engine_note());
+    // The fallback engine costs throughput: journalctl -p warning shows it.
+    PEERRELAY_LOG(kWarning, r.relay->engine_note());
   }
   WarnAboutSockets(*r.relay);
   if (c.key_file.empty()) {
@@ -260,7 +283,8 @@ absl::StatusOr<Running> StartServing(const RelaydConfig& c,
          .bridge_token = c.bridge_token,
          .metrics_listen = c.metrics_listen,
          // The same path as the signal: the main loop drains.
-         .on_drain = [] { kill(getpid(), SIGUSR1); },
+         .on_drain = [](bool restart) { kill(getpid(), restart ? SIGUSR2 : SIGUSR1); },
+         .ready_note = ReadyNote(adv),
          .version = kVersion,
          .commit = PEERRELAY_GIT_COMMIT,
          .http_limits = AdminHttpLimits(c)});
@@ -287,24 +311,157 @@ absl::StatusOr<Running> StartServing(const RelaydConfig& c,
   return r;
 }
 
+// --status_file: relayd's pid, its state, how many SIGHUPs arrived, how
+// many of them the last finished reload covers, and that reload's result.
+// relayctl reload sends SIGHUP and waits here for a reload that started
+// after its signal. Replaced whole (rename) at every change.
+class StatusFile {
+ public:
+  explicit StatusFile(std::string path) : path_(std::move(path)) {}
+  std::string state = "serving";  // serving, draining, stopping
+  uint64_t reload_requests = 0;   // SIGHUPs received
+  uint64_t reload_done = 0;       // the last finished reload covers these
+  std::string reload_result = "none";  // none, ok, failed
+  std::string reload_message;
+
+  void Write() {
+    if (path_.empty()) return;
+    std::string message = reload_message;
+    for (char& ch : message) {
+      if (ch == '\n' || ch == '\r') ch = ' ';
+    }
+    const std::string text = absl::StrCat(
+        "pid=", getpid(), "\nstate=", state,
+        "\nreload_requests=", reload_requests, "\nreload_done=", reload_done,
+        "\nreload_result=", reload_result, "\nreload_message=", message, "\n");
+    const std::string tmp = path_ + ".tmp";
+    absl::Status s = WriteFileAtomically(path_, tmp, text);
+    if (!s.ok() && !warned_) {
+      warned_ = true;
+      PEERRELAY_LOG(kWarning, "--status_file: ", s.message(),
+                    " (relayctl reload cannot follow reloads)");
+    }
+  }
+
+ private:
+  static absl::Status WriteFileAtomically(const std::string& path,
+                                          const std::string& tmp,
+                                          const std::string& text) {
+    const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("open ", tmp));
+    const ssize_t n = write(fd, text.data(), text.size());
+    const int err = errno;
+    close(fd);
+    if (n != ssize_t(text.size())) {
+      unlink(tmp.c_str());
+      return absl::ErrnoToStatus(n < 0 ? err : EIO, absl::StrCat("write ", tmp));
+    }
+    if (rename(tmp.c_str(), path.c_str()) != 0) {
+      const int e = errno;
+      unlink(tmp.c_str());
+      return absl::ErrnoToStatus(e, absl::StrCat("rename to ", path));
+    }
+    return absl::OkStatus();
+  }
+  const std::string path_;
+  bool warned_ = false;
+};
+
 // SIGHUP: the allowlist, the tokens (all or none) and --log_level from the
 // flag files. The files are read on a thread of their own, so a file that
 // cannot be read at once (a hung mount) never stops the signal loop or the
-// watchdog; the loop applies the result when it is there.
+// watchdog; the loop applies the result when it is there. A SIGHUP that
+// arrives while a reload runs gets a reload of its own right after it, so
+// every SIGHUP is followed by a reload that read the files after it came.
 class Reloader {
  public:
   explicit Reloader(std::vector<std::string> flagfiles)
       : flagfiles_(std::move(flagfiles)) {}
 
-  // Starts a reload unless one is still running (then says so). The
+  // A SIGHUP: starts a reload, or queues one behind the running one. The
   // allowlist's shared keys are computed on the reload's thread too (with a
   // copy of the server's key pair): a list of many keys takes a while.
-  void Start(const disco::KeyPair& server_key) {
+  void Request(const disco::KeyPair& server_key, StatusFile& status) {
+    ++status.reload_requests;
+    status.Write();
     if (running_) {
-      PEERRELAY_LOG(kWarning, "SIGHUP: a reload is still running");
+      pending_ = true;
+      PEERRELAY_LOG(kInfo, "SIGHUP: a reload is running; another follows it");
       return;
     }
+    Start(server_key, status);
+  }
+  // Applies a finished reload.
+  void Poll(Running& r, StatusFile& status) {
+    if (!running_) return;
+    std::lock_guard<std::mutex> l(result_->mu);
+    if (!result_->done) return;
+    running_ = false;
+    std::vector<std::string> errors;
+    for (const absl::Status& s :
+         {result_->allow.status(), result_->token.status(),
+          result_->read_token.status(), result_->bridge_token.status(),
+          result_->level.status()}) {
+      if (!s.ok()) errors.emplace_back(s.message());
+    }
+    log::Level level = log::GetLevel();
+    if (result_->level.ok() && result_->level->has_value() &&
+        !log::ParseLevel(**result_->level, &level)) {
+      errors.push_back(absl::StrCat("--log_level=", **result_->level,
+                                    " in the flag file is not a level"));
+    }
+    status.reload_done = covers_;
+    if (errors.empty()) {
+      r.server->SetPreparedAllowlist(std::move(*result_->prepared));
+      if (r.admin) {
+        r.admin->SetToken(*result_->token);
+        r.admin->SetReadToken(*result_->read_token);
+        r.admin->SetBridgeToken(*result_->bridge_token);
+      }
+      if (level != log::GetLevel()) {
+        PEERRELAY_LOG(kNotice, "SIGHUP: log level ",
+                      log::LevelName(log::GetLevel()), " -> ",
+                      log::LevelName(level));
+        log::SetLevel(level);
+      }
+      status.reload_result = "ok";
+      status.reload_message = absl::StrCat(
+          "reloaded allowlist (", result_->allow->size(), " keys) and tokens");
+      PEERRELAY_LOG(kInfo, "SIGHUP: ", status.reload_message,
+                    "; other flags take effect at the next start");
+      // systemd copies a credential when the service starts: a token file
+      // changed since is not what relayd reads here.
+      std::vector<std::string> credentials;
+      for (const std::string& f : {TokenFlag(), ReadTokenFlag(), BridgeTokenFlag()}) {
+        if (absl::StartsWith(f, "credential:")) credentials.push_back(f);
+      }
+      if (!credentials.empty()) {
+        PEERRELAY_LOG(kWarning, "SIGHUP: ", absl::StrJoin(credentials, ", "),
+                      ": systemd's copy, made when the service started; a "
+                      "token changed since then takes effect at the next "
+                      "restart (name the file itself to rotate by reload)");
+        absl::StrAppend(&status.reload_message, " (",
+                        absl::StrJoin(credentials, ", "),
+                        ": unchanged until a restart)");
+      }
+    } else {
+      status.reload_result = "failed";
+      status.reload_message = absl::StrCat(
+          "reload failed, keeping the old settings: ", absl::StrJoin(errors, "; "));
+      PEERRELAY_LOG(kError, "SIGHUP: ", status.reload_message);
+    }
+    status.Write();
+    sd_notify(0, "READY=1");
+    if (pending_) {
+      pending_ = false;
+      Start(r.server->server_key_pair(), status);
+    }
+  }
+
+ private:
+  void Start(const disco::KeyPair& server_key, StatusFile& status) {
     running_ = true;
+    covers_ = status.reload_requests;
     sd_notify(0, "RELOADING=1");
     auto result = std::make_shared<Result>();
     result_ = result;
@@ -327,49 +484,6 @@ class Reloader {
       result->done = true;
     }).detach();
   }
-  // Applies a finished reload.
-  void Poll(Running& r) {
-    if (!running_) return;
-    std::lock_guard<std::mutex> l(result_->mu);
-    if (!result_->done) return;
-    running_ = false;
-    std::vector<std::string> errors;
-    for (const absl::Status& s :
-         {result_->allow.status(), result_->token.status(),
-          result_->read_token.status(), result_->bridge_token.status(),
-          result_->level.status()}) {
-      if (!s.ok()) errors.emplace_back(s.message());
-    }
-    log::Level level = log::GetLevel();
-    if (result_->level.ok() && result_->level->has_value() &&
-        !log::ParseLevel(**result_->level, &level)) {
-      errors.push_back(absl::StrCat("--log_level=", **result_->level,
-                                    " in the flag file is not a level"));
-    }
-    if (errors.empty()) {
-      r.server->SetPreparedAllowlist(std::move(*result_->prepared));
-      if (r.admin) {
-        r.admin->SetToken(*result_->token);
-        r.admin->SetReadToken(*result_->read_token);
-        r.admin->SetBridgeToken(*result_->bridge_token);
-      }
-      if (level != log::GetLevel()) {
-        PEERRELAY_LOG(kNotice, "SIGHUP: log level ",
-                      log::LevelName(log::GetLevel()), " -> ",
-                      log::LevelName(level));
-        log::SetLevel(level);
-      }
-      PEERRELAY_LOG(kInfo, "SIGHUP: reloaded allowlist (",
-                    result_->allow->size(), " keys) and tokens; other flags "
-                    "take effect at the next start");
-    } else {
-      PEERRELAY_LOG(kError, "SIGHUP: reload failed, keeping the old settings: ",
-                    absl::StrJoin(errors, "; "));
-    }
-    sd_notify(0, "READY=1");
-  }
-
- private:
   struct Result {
     std::mutex mu;
     bool done = false;
@@ -380,34 +494,87 @@ class Reloader {
   };
   const std::vector<std::string> flagfiles_;
   bool running_ = false;
+  bool pending_ = false;     // a SIGHUP came while running
+  uint64_t covers_ = 0;      // reload_requests when the running one started
   std::shared_ptr<Result> result_;
 };
 
-// Serves until SIGTERM/SIGINT, --run_for, or the end of a drain (SIGUSR1 or
-// POST /v0/relay/drain: no new allocations, /readyz 503, relaying goes on
-// until the last endpoint expires or --drain_timeout). Feeds the systemd
-// watchdog from this loop, so a wedged main loop gets the service restarted.
-void Serve(const RelaydConfig& c, Running& r, const sigset_t& sigs,
-           Reloader& reloader) {
+// Exit status of a drain that asks its supervisor for a fresh start
+// (EX_TEMPFAIL; the unit's RestartForceExitStatus).
+constexpr int kExitRestart = 75;
+
+// Serves until a stop or the end of a drain; returns the exit status.
+//   SIGINT: stop now. SIGTERM: drain for at most --stop_timeout (none when
+//   no endpoint is left), then exit 0; a second SIGTERM stops now.
+//   SIGUSR1 / POST /v0/relay/drain: drain (no new allocations, /readyz 503,
+//   relaying goes on) until the last endpoint expires or --drain_timeout,
+//   exit 0. SIGUSR2 / ?then=restart: the same, exit kExitRestart.
+// Also stops after --run_for. Feeds the systemd watchdog from this loop, so
+// a wedged main loop gets the service restarted.
+int Serve(const RelaydConfig& c, Running& r, const sigset_t& sigs,
+          Reloader& reloader, StatusFile& status) {
   const absl::Time start = absl::Now();
   absl::Time next_stats = start + c.stats_interval;
   uint64_t watchdog_usec = 0;
   const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
   absl::Time next_watchdog = start;
+  status.Write();
   sd_notify(0, "READY=1");
   std::optional<absl::Time> drain_deadline;
+  bool stopping = false;       // the drain is a SIGTERM's
+  bool restart_after = false;  // a SIGUSR2's (unless a stop came)
   absl::Time next_drain_note;
   bool capture_full_noted = false;
+  auto start_drain = [&](absl::Time now, absl::Duration bound, const char* why) {
+    if (!drain_deadline) {
+      r.server->Close();
+      if (r.admin) r.admin->SetDraining(true);
+      drain_deadline = now + bound;
+    } else {
+      drain_deadline = std::min(*drain_deadline, now + bound);
+    }
+    next_drain_note = now + absl::Seconds(10);
+    status.state = stopping ? "stopping" : "draining";
+    status.Write();
+    if (stopping) sd_notify(0, "STOPPING=1");
+    sd_notify(0, absl::StrCat("STATUS=", status.state).c_str());
+    PEERRELAY_LOG(kNotice, why, ": draining: ", r.server->endpoint_count(),
+                  " endpoints left; no new allocations; ",
+                  stopping        ? "stop"
+                  : restart_after ? "exit for a restart"
+                                  : "exit",
+                  " when none is left or in ",
+                  absl::FormatDuration(*drain_deadline - now));
+  };
   while (true) {
     timespec ts{0, 200'000'000};
     const int sig = sigtimedwait(&sigs, nullptr, &ts);
-    if (sig == SIGTERM || sig == SIGINT) {
-      PEERRELAY_LOG(kNotice, strsignal(sig), ": stopping");
-      return;
-    }
-    if (sig == SIGHUP) reloader.Start(r.server->server_key_pair());
-    reloader.Poll(r);
     const absl::Time now = absl::Now();
+    if (sig == SIGINT || (sig == SIGTERM && stopping)) {
+      PEERRELAY_LOG(kNotice, strsignal(sig), ": stopping now (",
+                    r.server->endpoint_count(), " endpoints cut)");
+      return 0;
+    }
+    if (sig == SIGTERM) {
+      stopping = true;
+      restart_after = false;
+      if (c.stop_timeout <= absl::ZeroDuration() ||
+          r.server->endpoint_count() == 0) {
+        PEERRELAY_LOG(kNotice, strsignal(sig), ": stopping (",
+                      r.server->endpoint_count(), " endpoints cut)");
+        return 0;
+      }
+      start_drain(now, c.stop_timeout, "SIGTERM");
+    }
+    if (sig == SIGUSR1 && !stopping) {
+      start_drain(now, c.drain_timeout, "SIGUSR1");
+    }
+    if (sig == SIGUSR2 && !stopping) {
+      restart_after = true;
+      start_drain(now, c.drain_timeout, "SIGUSR2");
+    }
+    if (sig == SIGHUP) reloader.Request(r.server->server_key_pair(), status);
+    reloader.Poll(r, status);
     if (r.capture != nullptr) {
       r.capture->Flush();  // readable while relayd runs, ~5 times a second
       if (r.capture->dropped() > 0 && !capture_full_noted) {
@@ -417,34 +584,29 @@ void Serve(const RelaydConfig& c, Running& r, const sigset_t& sigs,
                       " bytes (--capture_max_bytes): no longer recording");
       }
     }
-    if (sig == SIGUSR1 && !drain_deadline) {
-      drain_deadline = now + c.drain_timeout;
-      next_drain_note = now + absl::Seconds(10);
-      r.server->Close();
-      if (r.admin) r.admin->SetDraining(true);
-      sd_notify(0, "STATUS=draining");
-      PEERRELAY_LOG(kNotice, "draining: ", r.server->endpoint_count(),
-                    " endpoints left; no new allocations; exit when none is "
-                    "left or in ", absl::FormatDuration(c.drain_timeout));
-    }
     if (drain_deadline) {
       const size_t left = r.server->endpoint_count();
       if (left == 0 || now >= *drain_deadline) {
-        PEERRELAY_LOG(kNotice, "drained: stopping (", left,
-                      " endpoints left", left == 0 ? ")" : ", drain timeout)");
-        return;
+        const int rc = restart_after ? kExitRestart : 0;
+        PEERRELAY_LOG(kNotice, "drained: ",
+                      stopping        ? "stopping"
+                      : restart_after ? "exiting 75 to be started again"
+                                      : "exiting",
+                      " (", left, " endpoints left",
+                      left == 0 ? ")" : ", cut at the timeout)");
+        return rc;
       }
       if (now >= next_drain_note) {
         PEERRELAY_LOG(kInfo, "draining: ", left, " endpoints left, ",
                       absl::FormatDuration(absl::Trunc(*drain_deadline - now,
                                                         absl::Seconds(1))),
-                      " to the drain timeout");
-        sd_notify(0, absl::StrCat("STATUS=draining: ", left,
+                      " to the timeout");
+        sd_notify(0, absl::StrCat("STATUS=", status.state, ": ", left,
                                   " endpoints left").c_str());
         next_drain_note = now + absl::Seconds(10);
       }
     }
-    if (c.run_for > absl::ZeroDuration() && now - start >= c.run_for) return;
+    if (c.run_for > absl::ZeroDuration() && now - start >= c.run_for) return 0;
     if (c.stats_interval > absl::ZeroDuration() && now >= next_stats) {
       LogCounters("stats", *r.relay, *r.server);
       next_stats = now + c.stats_interval;
@@ -501,7 +663,7 @@ int Main(int argc, char** argv) {
   // other thread starts so that none of those receives them.
   sigset_t sigs;
   sigemptyset(&sigs);
-  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&sigs, s);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&sigs, s);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   // One relayd per UDP port: a second one joining the first one's
@@ -522,7 +684,10 @@ int Main(int argc, char** argv) {
     return 1;
   }
   Reloader reloader(cmdline->flagfiles);
-  Serve(*config, *running, sigs, reloader);
+  StatusFile status(config->status_file);
+  const int rc = Serve(*config, *running, sigs, reloader, status);
+  status.state = "stopped";
+  status.Write();
   sd_notify(0, "STOPPING=1");
   if (running->admin) {
     running->admin->SetDraining(true);
@@ -541,7 +706,7 @@ int Main(int argc, char** argv) {
                                      " not recorded (--capture_max_bytes)")
                       : "");
   }
-  return 0;
+  return rc;
 }
 
 }  // namespace

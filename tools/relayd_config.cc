@@ -18,6 +18,7 @@
 #include "common/small_file.h"
 #include "disco/key_file.h"
 #include "relay/vni_allocator.h"
+#include "tools/cli.h"
 
 ABSL_FLAG(int, port, 7777, "UDP port of the relay");
 ABSL_FLAG(std::string, listen, "::",
@@ -109,8 +110,16 @@ ABSL_FLAG(uint64_t, capture_max_bytes, 100ull << 20,
 ABSL_FLAG(double, alloc_rate, 5, "HTTP allocations per second per caller");
 ABSL_FLAG(double, alloc_burst, 20, "HTTP allocation burst per caller");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Minutes(5),
-          "on SIGUSR1: stop allocating, keep relaying, exit when no "
-          "endpoint is left or after this long");
+          "a drain (SIGUSR1, SIGUSR2, relayctl drain): stop allocating, keep "
+          "relaying, exit when no endpoint is left or after this long");
+ABSL_FLAG(absl::Duration, stop_timeout, absl::Seconds(10),
+          "on SIGTERM (systemctl stop, a container runtime): drain for at "
+          "most this long, then stop; endpoints still live then are cut. 0 "
+          "= stop at once; a second SIGTERM, or SIGINT, stops at once");
+ABSL_FLAG(std::string, status_file, "",
+          "keep relayd's pid, state (serving, draining) and the result of "
+          "the last SIGHUP reload in this file (relayctl reload waits on "
+          "it); empty: none");
 
 
 namespace peerrelay {
@@ -120,24 +129,9 @@ absl::Status Fail(absl::string_view msg) {
   return absl::InvalidArgumentError(msg);
 }
 
-// "credential:NAME": NAME in the directory systemd's LoadCredential= fills.
-absl::StatusOr<std::string> ResolveSecretPath(const std::string& path) {
-  absl::string_view name = path;
-  if (!absl::ConsumePrefix(&name, "credential:")) return path;
-  const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
-  if (dir == nullptr || *dir == 0) {
-    return Fail(absl::StrCat(path, ": $CREDENTIALS_DIRECTORY is not set "
-                             "(systemd sets it for LoadCredential=)"));
-  }
-  if (name.empty() || absl::StrContains(name, "/")) {
-    return Fail(absl::StrCat(path, ": a credential name has no '/'"));
-  }
-  return absl::StrCat(dir, "/", name);
-}
-
 absl::StatusOr<std::string> ReadSecretFile(const std::string& path,
                                            size_t max_bytes) {
-  absl::StatusOr<std::string> resolved = ResolveSecretPath(path);
+  absl::StatusOr<std::string> resolved = cli::ResolveSecretPath(path);
   if (!resolved.ok()) return resolved.status();
   return ReadSmallFile(*resolved, max_bytes);
 }
@@ -230,6 +224,43 @@ uint64_t MemTotalBytes() {
   return 0;
 }
 
+// The memory limit of relayd's cgroup, the smallest along its path up to
+// the root (0 when there is none): a container or a unit with MemoryMax=
+// is killed at it, whatever the host has. cgroup v2 (memory.max) or v1's
+// memory controller (memory.limit_in_bytes; "no limit" is a huge number).
+uint64_t CgroupMemoryLimitBytes() {
+  absl::StatusOr<std::string> self = ReadSmallFile("/proc/self/cgroup", 1 << 16);
+  if (!self.ok()) return 0;
+  std::string v2, v1;
+  for (absl::string_view line : absl::StrSplit(*self, '\n')) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, absl::MaxSplits(':', 2));
+    if (f.size() != 3 || f[2].empty() || f[2][0] != '/') continue;
+    if (f[0] == "0" && f[1].empty()) v2 = std::string(f[2]);
+    for (absl::string_view c : absl::StrSplit(f[1], ',')) {
+      if (c == "memory") v1 = std::string(f[2]);
+    }
+  }
+  const std::string root = v1.empty() ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory";
+  const char* file = v1.empty() ? "/memory.max" : "/memory.limit_in_bytes";
+  std::string path = v1.empty() ? v2 : v1;
+  if (path.empty()) return 0;
+  uint64_t limit = 0;
+  while (true) {
+    absl::StatusOr<std::string> max =
+        ReadSmallFile(absl::StrCat(root, path == "/" ? "" : path, file), 64);
+    uint64_t v = 0;
+    // v1 says "no limit" with the largest page-aligned int64.
+    if (max.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*max), &v) &&
+        v > 0 && v < (uint64_t{1} << 60) && (limit == 0 || v < limit)) {
+      limit = v;
+    }
+    if (path == "/") break;
+    const size_t slash = path.rfind('/');
+    path = slash == 0 ? "/" : path.substr(0, slash);
+  }
+  return limit;
+}
+
 // The default endpoint cap: a quarter of memory at ~1 KiB per endpoint
 // (measured: 850-890 bytes of RSS each, table and indexes included), within
 // 1 and the VNI space; 1 M when memory is unknown.
@@ -310,10 +341,14 @@ absl::StatusOr<RelaydConfig> ParseConfig(bool read_only) {
   }
   c.max_endpoints = absl::GetFlag(FLAGS_max_endpoints);
   if (c.max_endpoints == 0) {
-    const uint64_t mem = MemTotalBytes();
+    uint64_t mem = MemTotalBytes();
+    const uint64_t cgroup = CgroupMemoryLimitBytes();
+    const bool limited = cgroup != 0 && (mem == 0 || cgroup < mem);
+    if (limited) mem = cgroup;
     c.max_endpoints = DefaultMaxEndpoints(mem);
-    c.max_endpoints_why = absl::StrCat(" (auto: a quarter of ", mem >> 20,
-                                       " MiB at ~1 KiB per endpoint)");
+    c.max_endpoints_why = absl::StrCat(
+        " (auto: a quarter of ", mem >> 20, " MiB",
+        limited ? ", the cgroup's memory limit," : "", " at ~1 KiB per endpoint)");
   }
   c.max_endpoints_per_caller = absl::GetFlag(FLAGS_max_endpoints_per_caller);
   c.alloc_rate_total = absl::GetFlag(FLAGS_alloc_rate_total);
@@ -371,6 +406,14 @@ absl::StatusOr<RelaydConfig> ParseConfig(bool read_only) {
   c.stats_interval = absl::GetFlag(FLAGS_stats_interval);
   c.run_for = absl::GetFlag(FLAGS_run_for);
   c.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  c.stop_timeout = absl::GetFlag(FLAGS_stop_timeout);
+  if (c.drain_timeout <= absl::ZeroDuration()) {
+    return Fail("--drain_timeout must be positive");
+  }
+  if (c.stop_timeout < absl::ZeroDuration()) {
+    return Fail("--stop_timeout must be 0 or more");
+  }
+  c.status_file = absl::GetFlag(FLAGS_status_file);
   return c;
 }
 
@@ -425,7 +468,11 @@ std::string AddressScope(const SocketAddress& a) {
     if (x == 10 || (x == 172 && (y & 0xf0) == 16) || (x == 192 && y == 168)) {
       return "private (RFC 1918)";
     }
-    if (x == 100 && (y & 0xc0) == 64) return "shared (RFC 6598 CGNAT)";
+    if (x == 100 && (y & 0xc0) == 64) {
+      return "shared (RFC 6598 CGNAT; also Tailscale's range: on a host "
+             "running tailscaled, probably its tailnet address, which only "
+             "tailnet members reach)";
+    }
     if (x == 169 && y == 254) return "link-local";
     return "";
   }

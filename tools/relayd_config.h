@@ -51,7 +51,8 @@ struct RelaydConfig {
   std::optional<SocketAddress> metrics_listen;
   log::Level log_level = log::Level::kInfo;
   double alloc_rate = 0, alloc_burst = 0;
-  absl::Duration stats_interval, run_for, drain_timeout;
+  absl::Duration stats_interval, run_for, drain_timeout, stop_timeout;
+  std::string status_file;  // --status_file; empty: none
   // Opt-in recording of the relay's traffic (empty: off).
   std::string capture_file;
   uint64_t capture_max_bytes = 0;
