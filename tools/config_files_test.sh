@@ -31,11 +31,19 @@ done < <(grep -E '^# --[a-z_]+=[^ ]*$' "$FLAGS")
 
 # The file as shipped is valid (its paths moved to a scratch directory).
 sed -e "s|/var/lib/relayd/key|$work/key|" -e "s|/etc/relayd/allowlist|$work/allow|" \
+  -e "s|/etc/relayd/admin_token|$work/admin_token|" -e "s|/etc/relayd/bridge_token|$work/bridge_token|" \
   "$FLAGS" > "$work/relayd.flags"
 : > "$work/allow"
+echo admin > "$work/admin_token"
+echo bridge > "$work/bridge_token"
 "$RELAYD" --flagfile="$work/relayd.flags" --check_config > "$work/out" \
   || fail "relayd.flags rejected: $(cat "$work/out")"
 grep -q "config ok: port 7777" "$work/out" || fail "check output: $(cat "$work/out")"
+# The shipped file names the token files: the unit passes nothing else, so
+# --check_config sees what the unit runs.
+grep -q "HTTP allocation token required" "$work/out" || fail "no token in relayd.flags: $(cat "$work/out")"
+grep -q "^ExecReload=/usr/bin/relayctl reload --pid=\$MAINPID" "$UNIT" || fail "unit ExecReload"
+grep -q "^RestartPreventExitStatus=2$" "$UNIT" || fail "unit restarts on bad flags"
 
 # The unit runs the flag file, and its hardening holds.
 grep -q "^ExecStart=/usr/bin/relayd --flagfile=/etc/relayd/relayd.flags" "$UNIT" || fail "unit ExecStart"
