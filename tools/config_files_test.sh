@@ -42,7 +42,7 @@ grep -q "config ok: port 7777" "$work/out" || fail "check output: $(cat "$work/o
 # The shipped file names the token files: the unit passes nothing else, so
 # --check_config sees what the unit runs.
 grep -q "HTTP allocation token required" "$work/out" || fail "no token in relayd.flags: $(cat "$work/out")"
-grep -q "^ExecReload=/usr/bin/relayctl reload --pid=\$MAINPID" "$UNIT" || fail "unit ExecReload"
+grep -qF "ExecReload=/usr/bin/relayctl reload --pid=\${MAINPID} " "$UNIT" || fail "unit ExecReload"
 grep -q "^RestartPreventExitStatus=2$" "$UNIT" || fail "unit restarts on bad flags"
 
 # The unit runs the flag file, and its hardening holds.

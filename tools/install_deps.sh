@@ -18,6 +18,9 @@ PACKAGES=(
   curl dpkg-dev adduser systemd
   python3 gnuplot-nox coturn
   tshark
+  # Packaging and operations tests: lintian on the .deb, promtool for the
+  # alert rules, a systemd container (nspawn) booted from a debootstrap.
+  lintian prometheus systemd-container debootstrap
 )
 
 # Go 1.26 or later for the tailnet bridge (bridge/, module tailscale.com

@@ -138,10 +138,12 @@ void WarnAboutSockets(const engine::Relay& relay) {
                   " KiB receive / ", snd / 2 / 1024, " KiB send, asked for ",
                   engine::kSocketBufferBytes / 1024,
                   " KiB: bursts beyond them are dropped by the kernel "
-                  "(peerrelay_kernel_socket_drops_total). Give relayd "
-                  "CAP_NET_ADMIN or raise net.core.rmem_max and "
-                  "net.core.wmem_max to at least ",
-                  engine::kSocketBufferBytes);
+                  "(peerrelay_kernel_socket_drops_total). Raise "
+                  "net.core.rmem_max and net.core.wmem_max to at least ",
+                  engine::kSocketBufferBytes,
+                  " (the package's /usr/lib/sysctl.d/60-relayd.conf does; "
+                  "in a container, set them on the host), or give relayd "
+                  "CAP_NET_ADMIN");
   }
 }
 

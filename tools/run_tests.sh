@@ -5,7 +5,9 @@
 #   3. the tailnet bridge (Go, bridge/): gofmt, vet, unit tests, and the
 #      end-to-end tests with Tailscale's own code as the peers (T1: test
 #      control server, DERP, tsnet clients; T2: tailscaled and tailscale
-#      built from the pinned module), against the relayd of step 2
+#      built from the pinned module), against the relayd of step 2; then
+#      the package (lintian, install, purge), the Kubernetes manifests, the
+#      lifecycle under a real systemd (nspawn) and the container image
 #   4. runs every test again under AddressSanitizer + UBSan      (clang)
 #   5. runs the concurrency, engine and adversarial tests under
 #      ThreadSanitizer                                           (clang)
@@ -41,7 +43,7 @@ fi
 
 echo "== Go: relayd-bridge (gofmt, vet, unit tests, T1 and T2 end to end)"
 bin=$(bazel info bazel-bin 2>/dev/null)
-unformatted=$(cd bridge && gofmt -l .)
+unformatted=$(gofmt -l bridge deploy)
 if [ -n "$unformatted" ]; then
   echo "run_tests: not gofmt-formatted: $unformatted" >&2
   exit 1
@@ -51,9 +53,23 @@ fi
     go test -count=1 -timeout 20m ./...) 2>&1 | tee -a "$log"
 gopkgs=$(grep -cE '^ok +peerrelay/bridge' "$log" || true)
 
-echo "== package test (.deb with relayd, relayctl and relayd-bridge: install, check, purge)"
+echo "== package test (.deb with relayd, relayctl and relayd-bridge: lint, install, check, purge)"
 bash tests/package_test.sh "$bin/tools/relayd" "$bin/tools/relayctl" tools/package_deb.sh 2>&1 | tee -a "$log"
 pkgtests=$(grep -c '^package test: 1 passed' "$log" || true)
+
+echo "== Kubernetes manifests (strict decode with Kubernetes' API types, relayd --check_config)"
+(cd deploy/kubernetes/validate && RELAYD_BIN="$bin/tools/relayd" go test -count=1 ./...) 2>&1 | tee -a "$log"
+gopkgs=$((gopkgs + $(grep -cE '^ok +peerrelay/deploy' "$log" || true)))
+
+echo "== systemd test (the .deb under systemd 252 in an nspawn container) and container image test"
+debdir=$(mktemp -d)
+deb=$(bash tools/package_deb.sh --relayd "$bin/tools/relayd" --relayctl "$bin/tools/relayctl" --out "$debdir")
+RELAYD_DEB="$deb" bash tests/systemd_test.sh "$bin/tools/relayd" "$bin/tools/relayctl" \
+  tools/package_deb.sh "$bin/tools/loadgen/loadgen" 2>&1 | tee -a "$log"
+bash tests/image_test.sh "$deb" 2>&1 | tee -a "$log"
+rm -rf "$debdir"
+pkgtests=$((pkgtests + $(grep -c '^systemd test: 1 passed' "$log" || true)))
+pkgtests=$((pkgtests + $(grep -c '^image test: .* serves from it' "$log" || true)))
 
 fuzzers=0
 if [ "${QUICK:-0}" != "1" ]; then
