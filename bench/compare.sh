@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The end-to-end compare bench: relayd (io_uring and mmsg engines) against
 # the reference relays (bench/reference_relay.cc), measured from outside by
-# tools/loadgen, in one run, contenders interleaved round by round.
+# loadtest/loadgen, in one run, contenders interleaved round by round.
 #
 #   bash bench/compare.sh [--rounds 5] [--seconds 3] [--out DIR] [--quick | --flood | --engines | --tailscale]
 #                         [--variant NAME="RELAYD FLAGS"]...
@@ -50,12 +50,12 @@ while [ $# -gt 0 ]; do
 done
 [ "$(nproc)" -ge 2 ] || { echo "compare: needs 2 CPUs (relay on 0, load on 1)" >&2; exit 1; }
 cd "$root"
-bazel build -c opt //tools:relayd //tools/loadgen //bench:reference_relay > /dev/null 2>&1 \
-  || { echo "compare: build failed (bazel build -c opt //tools:relayd //tools/loadgen //bench:reference_relay)" >&2; exit 1; }
+bazel build -c opt //tools:relayd //loadtest/loadgen //bench:reference_relay > /dev/null 2>&1 \
+  || { echo "compare: build failed (bazel build -c opt //tools:relayd //loadtest/loadgen //bench:reference_relay)" >&2; exit 1; }
 # The Bazel server (a JVM whose collector wakes on both cores) is not needed
 # while measuring: stop it (the next bazel command starts it again).
 bin=$(mktemp -d)
-cp bazel-bin/tools/relayd bazel-bin/tools/loadgen/loadgen bazel-bin/bench/reference_relay "$bin/"
+cp bazel-bin/tools/relayd bazel-bin/loadtest/loadgen/loadgen bazel-bin/bench/reference_relay "$bin/"
 command -v go > /dev/null || export PATH="$PATH:/usr/local/go/bin"
 (cd bridge && go build -o "$bin/tsrelay" ./cmd/tsrelay) \
   || { echo "compare: cannot build bridge/cmd/tsrelay (Tailscale's relay)" >&2; exit 1; }

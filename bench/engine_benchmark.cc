@@ -25,14 +25,14 @@
 
 #include "engine/relay.h"
 #include "engine/uring_worker.h"
-#include "relay/disco_client.h"
+#include "client/disco_client.h"
 #include "tests/relay_harness.h"
 #include "common/udp_socket.h"
 
 namespace peerrelay::engine {
 namespace {
 
-using relay::Bytes;
+using client::Bytes;
 using ::peerrelay::UdpSocket;
 
 constexpr double kSeconds = 1.0;
@@ -99,8 +99,8 @@ void BM_Relay(benchmark::State& state) {
     return;
   }
   UdpSocket& sa = ca.sock;
-  relay::DiscoClient& a = *ca.disco;
-  relay::DiscoClient& b = *cb.disco;
+  client::DiscoClient& a = *ca.disco;
+  client::DiscoClient& b = *cb.disco;
   const Bytes d = a.Data(Bytes(size - geneve::kHeaderSize, 0x5a));
   // Flood: forged Binds naming A's key (the attacker knows the public key
   // and the VNI, not the secret) from 16 source ports, as fast as they go.
@@ -108,7 +108,7 @@ void BM_Relay(benchmark::State& state) {
   Bytes forged;
   if (flood) {
     for (int i = 0; i < 16; ++i) attackers.push_back(UdpSocket::Open(lo).value());
-    relay::DiscoClient evil(disco::Dialect::kCurrent, h.server().server_key(),
+    client::DiscoClient evil(disco::Dialect::kCurrent, h.server().server_key(),
                            attackers[0].local());
     evil.SetEndpoint(a.vni(), b.key());
     forged = evil.Bind(1);

@@ -51,13 +51,13 @@ declare -A V=(
 for n in "${names[@]}"; do [ -n "${V[$n]:-}" ] || { echo "engine_cost: no variant $n" >&2; exit 2; }; done
 [ "$(nproc)" -ge 2 ] || { echo "engine_cost: needs 2 CPUs" >&2; exit 1; }
 cd "$root"
-bazel build -c opt //tools:relayd //tools/loadgen > /dev/null 2>&1
+bazel build -c opt //tools:relayd //loadtest/loadgen > /dev/null 2>&1
 # The Bazel server (a JVM whose collector wakes on both cores) is not needed
 # while measuring: stop it (the next bazel command starts it again).
 bazel shutdown > /dev/null 2>&1 || true
 bin=$(mktemp -d); work=$(mktemp -d); pid=
 trap 'kill $pid 2>/dev/null || true; rm -rf "$bin" "$work"' EXIT
-cp bazel-bin/tools/relayd bazel-bin/tools/loadgen/loadgen "$bin/"
+cp bazel-bin/tools/relayd bazel-bin/loadtest/loadgen/loadgen "$bin/"
 echo tok > "$work/token"
 : > "$work/results"
 bsize=44; [ "$burst" = plain ] && bsize=1

@@ -34,6 +34,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "common/cli.h"
 #include "common/socket_address.h"
 #include "common/udp_options.h"
 #include "geneve/geneve.h"
@@ -219,7 +220,21 @@ class Relay {
 };
 
 int Main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  static constexpr char kUsage[] =
+      "the yardstick relays relayd is measured against (no handshake: a "
+      "VNI's first two source addresses are its sides)\n"
+      "  reference_relay [--mode=mmsg|mmsg_gso|gro_gso] [--listen=IP:PORT] "
+      "[--cpu=N]";
+  const cli::Parsed parsed = cli::ParseFlags(
+      argc, argv,
+      {.name = "reference_relay",
+       .usage = kUsage,
+       .flag_sources = {"bench/reference_relay.cc"}});
+  if (parsed.done()) return parsed.exit_code;
+  if (parsed.args.size() > 1) {
+    return cli::UsageError({.name = "reference_relay"},
+                           "takes no positional arguments");
+  }
   const std::string mode = absl::GetFlag(FLAGS_mode);
   if (mode != "mmsg" && mode != "mmsg_gso" && mode != "gro_gso") {
     std::fprintf(stderr, "reference_relay: --mode must be mmsg, mmsg_gso or gro_gso\n");

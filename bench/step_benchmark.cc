@@ -28,11 +28,11 @@
 #include "engine/packet_writer.h"
 #include "engine/slow_path_queue.h"
 #include "engine/worker_path.h"
-#include "relay/disco_client.h"
+#include "client/disco_client.h"
 #include "common/log.h"
 #include "relay/server.h"
-#include "tools/loadgen/stats.h"
-#include "tools/loadgen/wire.h"
+#include "loadtest/loadgen/stats.h"
+#include "client/wire.h"
 
 namespace peerrelay {
 namespace {
@@ -85,7 +85,7 @@ struct BoundPair {
 std::vector<uint8_t> Datagrams(uint32_t vni, size_t size, int n) {
   std::vector<uint8_t> buf(size * size_t(n));
   for (int i = 0; i < n; ++i) {
-    loadgen::WriteDatagram(buf.data() + size * size_t(i), size,
+    client::wire::WriteDatagram(buf.data() + size * size_t(i), size,
                            {.vni = vni, .seq = uint64_t(i)});
   }
   return buf;
@@ -169,11 +169,11 @@ BENCHMARK(BM_HandshakeLimiter);
 
 void BM_HandleBind(benchmark::State& state) {
   auto server = relay::Server::Create({.addresses = {Addr(0)}}, 0).value();
-  relay::DiscoClient a(disco::Dialect::kCurrent, server->server_key(), Addr(1));
-  relay::DiscoClient b(disco::Dialect::kCurrent, server->server_key(), Addr(2));
+  client::DiscoClient a(disco::Dialect::kCurrent, server->server_key(), Addr(1));
+  client::DiscoClient b(disco::Dialect::kCurrent, server->server_key(), Addr(2));
   auto ep = server->Allocate(a.key(), b.key(), 0).value();
   a.SetEndpoint(ep.vni, b.key());
-  const relay::Bytes bind = a.Bind(1);
+  const client::Bytes bind = a.Bind(1);
   relay::Counters c;
   relay::ControlReply reply;
   for (auto _ : state) {
@@ -188,7 +188,7 @@ void BM_LoadgenWriteHeader(benchmark::State& state) {
   std::vector<uint8_t> buf(64);
   uint64_t seq = 0;
   for (auto _ : state) {
-    loadgen::WriteHeader(buf.data(), {.vni = 7, .pair = 1, .seq = seq++, .sent_ns = 5});
+    client::wire::WriteHeader(buf.data(), {.vni = 7, .pair = 1, .seq = seq++, .sent_ns = 5});
     benchmark::DoNotOptimize(buf.data());
   }
   state.SetItemsProcessed(int64_t(state.iterations()));
@@ -197,9 +197,9 @@ BENCHMARK(BM_LoadgenWriteHeader);
 
 void BM_LoadgenParse(benchmark::State& state) {
   const std::vector<uint8_t> buf = Datagrams(7, 64, 1);
-  loadgen::DatagramInfo d;
+  client::wire::DatagramInfo d;
   for (auto _ : state) {
-    benchmark::DoNotOptimize(loadgen::ParseDatagram(buf.data(), buf.size(), &d));
+    benchmark::DoNotOptimize(client::wire::ParseDatagram(buf.data(), buf.size(), &d));
   }
   state.SetItemsProcessed(int64_t(state.iterations()));
 }

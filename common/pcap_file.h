@@ -1,6 +1,6 @@
 // Packet capture files (libpcap): a writer that frames UDP datagrams as
 // whole packets (link header + IPv4/IPv6 + UDP, checksums filled in) so that
-// tcpdump, Wireshark and tools/pcap_replay read them like a capture taken on
+// tcpdump, Wireshark and loadtest/pcap_replay read them like a capture taken on
 // a wire, and a reader that takes any classic pcap or pcapng file back to
 // UDP datagrams, skipping (and counting) what is not one.
 //

@@ -17,7 +17,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
-#include "relay/disco_client.h"
+#include "client/disco_client.h"
 #include "tests/relay_harness.h"
 #include "common/udp_socket.h"
 
@@ -25,7 +25,7 @@ namespace peerrelay::control {
 namespace {
 
 using nlohmann::json;
-using relay::Bytes;
+using client::Bytes;
 using ::peerrelay::UdpSocket;
 
 constexpr char kToken[] = "s3cret-token";
@@ -353,8 +353,8 @@ TEST_F(AdminTest, MetricsListenerServesNoSecrets) {
 
 TEST_F(AdminTest, SessionFiltersByKeyAndAddress) {
   testing::Client client_a = h_->NewClient(), client_b = h_->NewClient();
-  relay::DiscoClient& a = *client_a.disco;
-  relay::DiscoClient& b = *client_b.disco;
+  client::DiscoClient& a = *client_a.disco;
+  client::DiscoClient& b = *client_b.disco;
   auto r = Post(KeysBody(a.key(), b.key()));
   ASSERT_EQ(r->status, 200);
   const uint32_t vni = json::parse(r->body)["VNI"];
@@ -395,8 +395,8 @@ TEST_F(AdminTest, SessionFiltersByKeyAndAddress) {
 
 TEST_F(AdminTest, EndpointStatesAndExpiriesAreCounted) {
   testing::Client client_a = h_->NewClient(), client_b = h_->NewClient();
-  relay::DiscoClient& a = *client_a.disco;
-  relay::DiscoClient& b = *client_b.disco;
+  client::DiscoClient& a = *client_a.disco;
+  client::DiscoClient& b = *client_b.disco;
   auto r = Post(KeysBody(a.key(), b.key()));
   const uint32_t vni = json::parse(r->body)["VNI"];
   a.SetEndpoint(vni, b.key());
@@ -619,8 +619,8 @@ TEST_F(AdminTest, SessionsAndMetricsMatchWhatWasSent) {
   testing::Client client_a = h_->NewClient(), client_b = h_->NewClient();
   UdpSocket& sa = client_a.sock;
   UdpSocket& sb = client_b.sock;
-  relay::DiscoClient& a = *client_a.disco;
-  relay::DiscoClient& b = *client_b.disco;
+  client::DiscoClient& a = *client_a.disco;
+  client::DiscoClient& b = *client_b.disco;
   auto r = Post(KeysBody(a.key(), b.key()));
   ASSERT_EQ(r->status, 200);
   const uint32_t vni = json::parse(r->body)["VNI"];

@@ -65,6 +65,16 @@ inline constexpr size_t kAllocateRequestSize = kMessageHeaderSize + 68;
 inline constexpr size_t kAllocateResponseFixedSize =
     kMessageHeaderSize + 4 + 3 * kKeySize + 8 + 4 + 8 + 8;
 inline constexpr size_t kAddressEntrySize = 18;
+// Allocation over UDP (the appliance's extension; README "Allocation over
+// UDP"). VNI 0 is never allocated: a control datagram for VNI 0 on the relay
+// port is an AllocateUDPRelayEndpointRequest.
+inline constexpr uint32_t kAllocateVni = 0;
+// Addresses an allocate response carries at most (keeps replies bounded).
+inline constexpr size_t kMaxResponseAddresses = 8;
+// An allocate request must be at least as large as its reply: clients pad
+// its plaintext to this size, the reply with the most addresses.
+inline constexpr size_t kAllocateRequestPaddedSize =
+    kAllocateResponseFixedSize + kMaxResponseAddresses * kAddressEntrySize;
 
 using Challenge = std::array<uint8_t, 32>;
 

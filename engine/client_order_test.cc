@@ -14,15 +14,16 @@
 #include "engine/slow_path_queue.h"
 #include "engine/slow_path_worker.h"
 #include "engine/worker_path.h"
-#include "relay/disco_client.h"
+#include "client/disco_client.h"
+#include "relay/disco_client_testing.h"
 #include "common/udp_socket.h"
 
 namespace peerrelay::engine {
 namespace {
 
-using relay::Bytes;
+using client::Bytes;
 using relay::DropReason;
-using relay::DiscoClient;
+using client::DiscoClient;
 using ::peerrelay::UdpSocket;
 
 constexpr int kTimeoutMs = 2000;
@@ -58,7 +59,7 @@ class ClientOrderTest : public ::testing::TestWithParam<disco::Dialect> {
   // B bound (the usual timing: the allocating peer binds first), A past its
   // Bind: returns A's Answer, not yet sent.
   Bytes PeerBoundAndAnswer() {
-    EXPECT_TRUE(b_->Handshake(*server_, now_, &direct_));
+    EXPECT_TRUE(relay::DriveHandshake(*b_, *server_, now_, &direct_));
     Bytes bind = a_->Bind(1);
     relay::ControlReply reply;
     EXPECT_TRUE(server_->HandleControl(bind.data(), bind.size(),

@@ -10,16 +10,16 @@
 
 #include "engine/relay.h"
 #include "engine/uring_worker.h"
-#include "relay/disco_client.h"
+#include "client/disco_client.h"
 #include "tests/relay_harness.h"
 #include "common/udp_socket.h"
 
 namespace peerrelay::engine {
 namespace {
 
-using relay::Bytes;
+using client::Bytes;
 using relay::DropReason;
-using relay::DiscoClient;
+using client::DiscoClient;
 using testing::Client;
 using testing::RelayHarness;
 using ::peerrelay::UdpSocket;

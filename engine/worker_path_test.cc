@@ -15,14 +15,15 @@
 #include "engine/slow_path_worker.h"
 #include "engine/uring_worker.h"
 #include "engine/worker.h"
-#include "relay/disco_client.h"
+#include "client/disco_client.h"
+#include "relay/disco_client_testing.h"
 
 namespace peerrelay::engine {
 namespace {
 
-using relay::Bytes;
+using client::Bytes;
 using relay::DropReason;
-using relay::DiscoClient;
+using client::DiscoClient;
 
 // Records every send; Add/AddRun keep pointers only until Flush, as the
 // PacketWriter contract says, so the fake copies at Flush.
@@ -96,8 +97,8 @@ class Fixture {
         server_->Allocate(u->key(), other.key(), clock.NowNs()).value();
     u->SetEndpoint(ue.vni, other.key());
     relay::Counters setup;
-    EXPECT_TRUE(a->Handshake(*server_, clock.NowNs(), &setup));
-    EXPECT_TRUE(b->Handshake(*server_, clock.NowNs(), &setup));
+    EXPECT_TRUE(relay::DriveHandshake(*a, *server_, clock.NowNs(), &setup));
+    EXPECT_TRUE(relay::DriveHandshake(*b, *server_, clock.NowNs(), &setup));
     path = std::make_unique<WorkerPath>(server_.get(), &queue, &writer,
                                         &counters,
                                         HandshakeLimiter(0, 0, 0, 0));

@@ -132,18 +132,12 @@ struct Verdict {
   SocketAddress destination;               // set when kind == kForward
 };
 
-// VNI 0 is never allocated; a control datagram for VNI 0 on the relay port
-// is an AllocateUDPRelayEndpointRequest (the appliance's extension; README
-// "Allocation over UDP").
-inline constexpr uint32_t kAllocateVni = 0;
-// Addresses an allocate response carries at most (keeps replies bounded).
-inline constexpr size_t kMaxResponseAddresses = 8;
-// An allocate request must be at least as large as its reply (see README
-// "Allocation over UDP"): clients pad its plaintext to this size, the reply
-// with the most addresses.
-inline constexpr size_t kAllocateRequestPaddedSize =
-    disco::kAllocateResponseFixedSize +
-    kMaxResponseAddresses * disco::kAddressEntrySize;
+// The appliance's allocation-over-UDP constants (kAllocateVni,
+// kMaxResponseAddresses, kAllocateRequestPaddedSize) live in disco/message.h,
+// shared with the client.
+using disco::kAllocateRequestPaddedSize;
+using disco::kAllocateVni;
+using disco::kMaxResponseAddresses;
 // The largest allocate request plaintext the relay opens.
 inline constexpr size_t kMaxAllocateRequest = 400;
 

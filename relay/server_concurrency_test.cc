@@ -8,10 +8,14 @@
 #include <vector>
 
 #include "relay/server.h"
-#include "relay/disco_client.h"
+#include "client/disco_client.h"
+#include "relay/disco_client_testing.h"
 
 namespace peerrelay::relay {
 namespace {
+
+using client::Bytes;
+using client::DiscoClient;
 
 SocketAddress Addr(int host, int port) {
   return SocketAddress::FromIpv4({10, 0, uint8_t(host >> 8), uint8_t(host)},
@@ -36,8 +40,8 @@ TEST(ServerConcurrencyTest, RelayAllocateHandshakeAndExpireRunTogether) {
         server->Allocate(a[i]->key(), b[i]->key(), now.load()).value();
     a[i]->SetEndpoint(ep.vni, b[i]->key());
     b[i]->SetEndpoint(ep.vni, a[i]->key());
-    ASSERT_TRUE(a[i]->Handshake(*server, now.load(), &setup));
-    ASSERT_TRUE(b[i]->Handshake(*server, now.load(), &setup));
+    ASSERT_TRUE(relay::DriveHandshake(*a[i], *server, now.load(), &setup));
+    ASSERT_TRUE(relay::DriveHandshake(*b[i], *server, now.load(), &setup));
   }
 
   constexpr int kDataThreads = 2;
@@ -73,7 +77,7 @@ TEST(ServerConcurrencyTest, RelayAllocateHandshakeAndExpireRunTogether) {
       if (!ep.ok()) continue;
       churn_allocated.fetch_add(1);
       x.SetEndpoint(ep->vni, y.key());
-      x.Handshake(*server, now.load(), &c);
+      relay::DriveHandshake(x, *server, now.load(), &c);
     }
   });
   threads.emplace_back([&] {

@@ -7,10 +7,14 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "relay/disco_client.h"
+#include "client/disco_client.h"
+#include "relay/disco_client_testing.h"
 
 namespace peerrelay::relay {
 namespace {
+
+using client::Bytes;
+using client::DiscoClient;
 
 using disco::Dialect;
 using disco::DiscoKey;
@@ -47,8 +51,8 @@ class ServerTest : public ::testing::TestWithParam<Dialect> {
 
   EndpointInfo BindBoth() {
     EndpointInfo ep = AllocateAB();
-    EXPECT_TRUE(a_->Handshake(*server_, now_, &c_));
-    EXPECT_TRUE(b_->Handshake(*server_, now_, &c_));
+    EXPECT_TRUE(relay::DriveHandshake(*a_, *server_, now_, &c_));
+    EXPECT_TRUE(relay::DriveHandshake(*b_, *server_, now_, &c_));
     return ep;
   }
 
@@ -279,9 +283,9 @@ TEST_P(ServerTest, WrongAnswerIsDropped) {
 TEST_P(ServerTest, DataBeforeBothSidesAreBoundIsDropped) {
   AllocateAB();
   ExpectDrop(DropReason::kNotBound, [&] { Send(*a_, a_->Data({1})); });
-  ASSERT_TRUE(a_->Handshake(*server_, now_, &c_));
+  ASSERT_TRUE(relay::DriveHandshake(*a_, *server_, now_, &c_));
   ExpectDrop(DropReason::kNotBound, [&] { Send(*a_, a_->Data({1})); });
-  ASSERT_TRUE(b_->Handshake(*server_, now_, &c_));
+  ASSERT_TRUE(relay::DriveHandshake(*b_, *server_, now_, &c_));
   EXPECT_EQ(Send(*a_, a_->Data({1})).kind, Verdict::kForward);
 }
 
@@ -362,7 +366,7 @@ TEST_P(ServerTest, ForgedBoxesDoNotCostAKeyComputationEach) {
   // A's shared key was computed once, not once per forgery.
   EXPECT_EQ(c_.key_computations.Get(), 1u);
   // The real client still completes its handshake with the cached key.
-  EXPECT_TRUE(a_->Handshake(*server_, now_, &c_));
+  EXPECT_TRUE(relay::DriveHandshake(*a_, *server_, now_, &c_));
 }
 
 TEST_P(ServerTest, ForgedSenderKeyWithoutItsSecretIsDropped) {
@@ -505,10 +509,10 @@ TEST_P(SeedServerTest, BindAndAnswerFromASecondAddressAreIgnored) {
 
 TEST_P(SeedServerTest, BoundSideAndBoundEndpointIgnoreHandshakes) {
   AllocateAB();
-  ASSERT_TRUE(a_->Handshake(*server_, now_, &c_));
+  ASSERT_TRUE(relay::DriveHandshake(*a_, *server_, now_, &c_));
   ExpectDrop(DropReason::kAlreadyBound,
              [&] { Control(a_->address(), a_->Bind(1)); });
-  ASSERT_TRUE(b_->Handshake(*server_, now_, &c_));
+  ASSERT_TRUE(relay::DriveHandshake(*b_, *server_, now_, &c_));
   ExpectDrop(DropReason::kAlreadyBound,
              [&] { Control(b_->address(), b_->Bind(1)); });
 }
@@ -605,7 +609,7 @@ TEST_P(CurrentServerTest, ReplayedBindsCannotBlockARebind) {
 
 TEST_P(CurrentServerTest, CapturedHandshakeReplayedFromTheOldAddressIsRefused) {
   AllocateAB();
-  ASSERT_TRUE(b_->Handshake(*server_, now_, &c_));
+  ASSERT_TRUE(relay::DriveHandshake(*b_, *server_, now_, &c_));
   // A binds at its first address; an attacker records both messages.
   const SocketAddress old_addr = a_->address();
   const Bytes bind1 = a_->Bind(1);
@@ -680,7 +684,7 @@ TEST_P(CurrentServerTest, RebindToANewAddressMovesTheRelay) {
 TEST_P(ServerTest, UnboundEndpointExpiresJustAfterTheBindLifetime) {
   AllocateAB();
   const int64_t t0 = now_;
-  ASSERT_TRUE(a_->Handshake(*server_, now_, &c_));  // one side is not enough
+  ASSERT_TRUE(relay::DriveHandshake(*a_, *server_, now_, &c_));  // one side is not enough
   EXPECT_EQ(server_->Expire(t0 + 30 * kSecond), 0u);
   EXPECT_EQ(server_->endpoint_count(), 1u);
   EXPECT_EQ(server_->Expire(t0 + 30 * kSecond + 1), 1u);

@@ -10,13 +10,13 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "engine/uring_worker.h"
-#include "relay/disco_client.h"
+#include "client/disco_client.h"
 #include "tests/relay_harness.h"
 
 namespace peerrelay::testing {
 namespace {
 
-using relay::Bytes;
+using client::Bytes;
 using relay::DropReason;
 
 constexpr int kTimeoutMs = RelayHarness::kTimeoutMs;
@@ -123,7 +123,7 @@ TEST_P(AdversarialTest, HostileDatagramsAreDroppedSilentlyAndCounted) {
   not_disco[9] ^= 0xff;  // magic
   cases.push_back({"control without disco magic", not_disco,
                    DropReason::kNotDisco});
-  relay::DiscoClient stranger(GetParam(), h_->server().server_key(),
+  client::DiscoClient stranger(GetParam(), h_->server().server_key(),
                              evil.sock.local());
   stranger.SetEndpoint(vni, b.disco->key());
   cases.push_back({"bind from an unknown key", stranger.Bind(1),
@@ -233,7 +233,7 @@ TEST_P(AdversarialTest, HandshakeFloodIsRateLimitedAndBoundPairsKeepRelaying) {
   Client a = h_->NewClient(), b = h_->NewClient(), evil = h_->NewClient();
   ASSERT_TRUE(h_->BindPair(a, b));
   // The attacker knows A's key (public) and the VNI: forged Binds.
-  relay::DiscoClient stranger(GetParam(), h_->server().server_key(),
+  client::DiscoClient stranger(GetParam(), h_->server().server_key(),
                              evil.sock.local());
   stranger.SetEndpoint(a.disco->vni(), b.disco->key());
   Bytes forged = stranger.Bind(1);
@@ -284,7 +284,7 @@ TEST_P(AdversarialTest, JunkControlDatagramsDoNotSpendTheHandshakeBudget) {
   // is not one of its clients.
   std::vector<Client> evil;
   for (int i = 0; i < 64; ++i) evil.push_back(h_->NewClient());
-  relay::DiscoClient stranger(GetParam(), h_->server().server_key(),
+  client::DiscoClient stranger(GetParam(), h_->server().server_key(),
                               evil[0].sock.local());
   stranger.SetEndpoint(a.disco->vni(), b.disco->key());
   const Bytes wrong_key = stranger.Bind(1);

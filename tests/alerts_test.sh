@@ -16,7 +16,7 @@ trap 'kill -9 $pid $lg 2>/dev/null || true; rm -rf "$work"' EXIT
 lg=
 fail() { echo "FAIL: $*"; exit 1; }
 if ! command -v promtool > /dev/null; then
-  [ -z "${CI:-}" ] || fail "promtool is not installed (tools/install_deps.sh installs prometheus)"
+  [ -z "${CI:-}" ] || fail "promtool is not installed (scripts/install_deps.sh installs prometheus)"
   echo "alerts test: skipped: no promtool (apt install prometheus)"; exit 0
 fi
 cp "$RULES" "$RULES_TEST" "$work/"

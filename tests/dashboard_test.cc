@@ -76,7 +76,7 @@ TEST(DashboardTest, EveryQueriedMetricAndLabelExistsInALiveScrape) {
   // Traffic, so that the counters a panel shows are not all zero.
   testing::Client a = h->NewClient(), b = h->NewClient();
   ASSERT_TRUE(h->BindPair(a, b));
-  ASSERT_TRUE(a.sock.SendTo(a.disco->Data(relay::Bytes(100, 1)), h->relay_addr()));
+  ASSERT_TRUE(a.sock.SendTo(a.disco->Data(client::Bytes(100, 1)), h->relay_addr()));
   ASSERT_TRUE(b.sock.Recv(2000));
   const std::string text = admin->Metrics().body;
   const auto metrics = Scrape(text);

@@ -29,7 +29,7 @@
 
 #include "engine/relay.h"
 #include "engine/uring_worker.h"
-#include "relay/disco_client.h"
+#include "client/disco_client.h"
 #include "tests/relay_harness.h"
 #include "common/udp_socket.h"
 
@@ -37,7 +37,7 @@ namespace peerrelay::testing {
 namespace {
 
 using engine::EngineKind;
-using relay::Bytes;
+using client::Bytes;
 using relay::DropReason;
 
 constexpr int kDeadlineMs = 2000;

@@ -75,7 +75,7 @@ if command -v lintian > /dev/null; then
   if grep -E '^(E|W): ' "$work/lintian.out"; then fail "lintian: $(cat "$work/lintian.out")"; fi
   echo "package test: lintian: $(grep -c '^[IPN]: ' "$work/lintian.out" || true) info/pedantic notes, no error or warning"
 else
-  [ -z "${CI:-}" ] || fail "lintian is not installed (tools/install_deps.sh installs it)"
+  [ -z "${CI:-}" ] || fail "lintian is not installed (scripts/install_deps.sh installs it)"
   echo "package test: lintian not installed: skipped its check"
 fi
 

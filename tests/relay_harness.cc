@@ -29,7 +29,7 @@ absl::StatusOr<std::unique_ptr<RelayHarness>> RelayHarness::Start(
 
 Client RelayHarness::NewClient() {
   Client c{UdpSocket::Open(loopback_).value(), nullptr};
-  c.disco = std::make_unique<relay::DiscoClient>(
+  c.disco = std::make_unique<client::DiscoClient>(
       dialect(), server_->server_key(), c.sock.local());
   return c;
 }

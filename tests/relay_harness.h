@@ -9,7 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/relay.h"
-#include "relay/disco_client.h"
+#include "client/disco_client.h"
 #include "common/udp_socket.h"
 
 namespace peerrelay::testing {
@@ -17,7 +17,7 @@ namespace peerrelay::testing {
 // A client: its socket and its disco identity.
 struct Client {
   UdpSocket sock;
-  std::unique_ptr<relay::DiscoClient> disco;
+  std::unique_ptr<client::DiscoClient> disco;
 };
 
 class RelayHarness {

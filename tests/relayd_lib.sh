@@ -1,4 +1,4 @@
-# Sourced by the end-to-end test scripts and tools/record_test_captures.sh.
+# Sourced by the end-to-end test scripts and loadtest/record_test_captures.sh.
 # Needs $RELAYD, $work (a scratch
 # directory holding `token` and `allow`) and a fail() function.
 #

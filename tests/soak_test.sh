@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI's one-minute soak: tools/soak.sh with the binaries under test and the
+# CI's one-minute soak: loadtest/soak.sh with the binaries under test and the
 # captures in tests/data. Its verdict is the test's.
 set -euo pipefail
 SOAK="$1"

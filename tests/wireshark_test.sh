@@ -11,7 +11,7 @@
 set -euo pipefail
 DUMP="$1"; REPLAY="$2"; LUA="$3"; DATA="$(dirname "$4")"
 if ! command -v tshark > /dev/null; then
-  echo "SKIP: tshark is not installed (tools/install_deps.sh installs it)"
+  echo "SKIP: tshark is not installed (scripts/install_deps.sh installs it)"
   exit 0
 fi
 work=$(mktemp -d)

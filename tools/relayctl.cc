@@ -13,7 +13,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <httplib.h>
 
 #include <cerrno>
 #include <cmath>
@@ -37,9 +36,10 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "client/http_client.h"
 #include "common/small_file.h"
 #include "common/socket_address.h"
-#include "tools/cli.h"
+#include "common/cli.h"
 
 ABSL_FLAG(std::string, admin, "",
           "relayd's admin address, ip:port or [ip6]:port; default: "
@@ -117,37 +117,6 @@ std::string Human(double v) {
   return u == 0 ? absl::StrCat(int64_t(v)) : absl::StrFormat("%.1f%s", v, units[u]);
 }
 
-// Why `admin` cannot be reached, as "connect ADDR: reason": httplib says
-// only that it failed, so one plain connect() asks the kernel.
-std::string Unreachable(const std::string& admin, httplib::Error e) {
-  absl::StatusOr<peerrelay::SocketAddress> a = peerrelay::SocketAddress::Parse(admin);
-  if (!a.ok()) return absl::StrCat("bad --admin '", admin, "': ", a.status().message());
-  if (e == httplib::Error::Connection) {
-    sockaddr_storage ss;
-    const socklen_t len = a->ToSockaddr(&ss);
-    const int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    int err = 0;
-    if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-      err = errno;
-      if (err == EINPROGRESS) {
-        pollfd p{fd, POLLOUT, 0};
-        if (poll(&p, 1, 3000) == 0) {
-          err = ETIMEDOUT;
-        } else {
-          socklen_t l = sizeof(err);
-          getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
-        }
-      }
-    }
-    close(fd);
-    if (err != 0) {
-      return absl::StrCat("connect ", admin, ": ",
-                          absl::AsciiStrToLower(std::strerror(err)));
-    }
-  }
-  return absl::StrCat("request to ", admin, ": ", httplib::to_string(e));
-}
-
 // A reply from relayd: status and body, the body capped while it arrives.
 struct Reply {
   int status = 0;
@@ -161,12 +130,7 @@ constexpr size_t kMaxReplyBytes = 16 << 20;
 class Admin {
  public:
   Admin(std::string admin, std::string token)
-      : admin_(std::move(admin)),
-        token_(std::move(token)),
-        client_(absl::StrCat("http://", admin_)) {
-    client_.set_connection_timeout(3, 0);
-    client_.set_read_timeout(10, 0);
-  }
+      : admin_(std::move(admin)), token_(std::move(token)) {}
   // The reply, or a message saying why there is none.
   absl::StatusOr<Reply> Get(const std::string& path) {
     return Send("GET", path, "");
@@ -184,34 +148,26 @@ class Admin {
  private:
   absl::StatusOr<Reply> Send(const char* method, const std::string& path,
                              const std::string& body) {
-    httplib::Request req;
-    req.method = method;
-    req.path = path;
-    if (!token_.empty()) req.headers.emplace("Authorization", "Bearer " + token_);
-    if (req.method == "POST") {
-      req.headers.emplace("Content-Type", "application/json");
-      req.body = body;
-    }
-    Reply reply;
-    bool too_large = false;
-    req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
-      if (reply.body.size() + n > kMaxReplyBytes) {
-        too_large = true;
-        return false;  // stop reading
+    if (!client_) {
+      peerrelay::client::HttpClient::Options o;
+      o.max_body = kMaxReplyBytes;
+      absl::StatusOr<peerrelay::client::HttpClient> c =
+          peerrelay::client::HttpClient::Create(admin_, o);
+      if (!c.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("bad --admin: ", c.status().message()));
       }
-      reply.body.append(data, n);
-      return true;
-    };
-    httplib::Result r = client_.send(req);
-    if (too_large) {
-      return BadReply(absl::StrCat("larger than ", kMaxReplyBytes >> 20, " MiB"));
+      client_.emplace(std::move(*c));
     }
-    if (!r) return absl::UnavailableError(Unreachable(admin_, r.error()));
-    reply.status = r->status;
-    return reply;
+    peerrelay::client::HttpHeaders headers = peerrelay::client::BearerAuth(token_);
+    absl::StatusOr<peerrelay::client::HttpResponse> r =
+        std::string(method) == "POST" ? client_->PostJson(path, body, headers)
+                                      : client_->Send(method, path, headers);
+    if (!r.ok()) return r.status();
+    return Reply{r->status, std::move(r->body)};
   }
   std::string admin_, token_;
-  httplib::Client client_;
+  std::optional<peerrelay::client::HttpClient> client_;
 };
 
 // "HTTP 403: forbidden ..." plus a hint where one helps.
@@ -282,10 +238,10 @@ class Checked {
 int Sessions(Admin& admin) {
   std::string query = absl::StrCat("?limit=", absl::GetFlag(FLAGS_limit));
   if (!absl::GetFlag(FLAGS_key).empty()) {
-    absl::StrAppend(&query, "&key=", httplib::detail::encode_query_param(absl::GetFlag(FLAGS_key)));
+    absl::StrAppend(&query, "&key=", peerrelay::client::QueryEscape(absl::GetFlag(FLAGS_key)));
   }
   if (!absl::GetFlag(FLAGS_addr).empty()) {
-    absl::StrAppend(&query, "&addr=", httplib::detail::encode_query_param(absl::GetFlag(FLAGS_addr)));
+    absl::StrAppend(&query, "&addr=", peerrelay::client::QueryEscape(absl::GetFlag(FLAGS_addr)));
   }
   auto r = admin.Get("/v0/relay/sessions" + query);
   if (!r.ok()) return Fail(std::string(r.status().message()));
@@ -553,21 +509,19 @@ int Reload() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(kUsage);
-  auto usage_error = [](const std::string& msg) {
-    std::fprintf(stderr, "relayctl: %s\n(relayctl help lists the commands)\n",
-                 msg.c_str());
+  auto usage_error = [](absl::string_view msg) {
+    std::fprintf(stderr, "relayctl: %.*s\n(relayctl help lists the commands)\n",
+                 int(msg.size()), msg.data());
     return 2;
   };
-  absl::StatusOr<peerrelay::cli::CommandLine> cmdline =
-      peerrelay::cli::CheckCommandLine(argc, argv);
-  if (!cmdline.ok()) return usage_error(std::string(cmdline.status().message()));
-  if (cmdline->help) {
-    std::printf("%s\nflags:\n%s", kUsage,
-                peerrelay::cli::FlagsHelp({"tools/relayctl.cc"}).c_str());
-    return 0;
-  }
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  const peerrelay::cli::Parsed parsed = peerrelay::cli::ParseFlags(
+      argc, argv,
+      {.name = "relayctl",
+       .usage = kUsage,
+       .flag_sources = {"tools/relayctl.cc"},
+       .report = [&](absl::string_view msg) { usage_error(msg); }});
+  if (parsed.done()) return parsed.exit_code;
+  const std::vector<char*>& args = parsed.args;
   if (args.size() < 2) return usage_error("need a command");
   const std::string cmd = args[1];
   if (cmd == "help") {

@@ -35,7 +35,7 @@
 #include "engine/relay.h"
 #include "relay/server.h"
 #include "tools/build_commit.h"
-#include "tools/cli.h"
+#include "common/cli.h"
 #include "tools/lamport_file.h"
 #include "tools/relayd_config.h"
 
@@ -622,7 +622,6 @@ int Serve(const RelaydConfig& c, Running& r, const sigset_t& sigs,
 
 int Main(int argc, char** argv) {
   log::Init("relayd");
-  absl::SetProgramUsageMessage(kUsage);
   absl::FlagsUsageConfig usage;
   usage.version_string = VersionString;
   absl::SetFlagsUsageConfig(usage);
@@ -631,18 +630,17 @@ int Main(int argc, char** argv) {
     return 2;
   };
   // Every mistake in the flags is reported here, relayd's way (exit 2);
-  // abseil's parser below then finds none.
-  absl::StatusOr<cli::CommandLine> cmdline = cli::CheckCommandLine(argc, argv);
-  if (!cmdline.ok()) return bad(cmdline.status().message());
-  if (cmdline->help) {
-    std::printf("%s\nflags:\n%s\nabseil's own: --flagfile, --helpfull, "
-                "--version\n",
-                kUsage, cli::FlagsHelp({"tools/relayd_config.cc"}).c_str());
-    return 0;
-  }
-  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
-  if (rest.size() > 1) {
-    return bad(absl::StrCat("unexpected argument '", rest[1], "'"));
+  // abseil's parser then finds none.
+  const cli::Parsed parsed = cli::ParseFlags(
+      argc, argv,
+      {.name = "relayd",
+       .usage = kUsage,
+       .flag_sources = {"tools/relayd_config.cc"},
+       .help_footer = "\nabseil's own: --flagfile, --helpfull, --version\n",
+       .report = [](absl::string_view msg) { log::UsageError(msg); }});
+  if (parsed.done()) return parsed.exit_code;
+  if (parsed.args.size() > 1) {
+    return bad(absl::StrCat("unexpected argument '", parsed.args[1], "'"));
   }
   const bool check = CheckConfigFlag();
   const bool print = PrintPublicKeyFlag();
@@ -685,7 +683,7 @@ int Main(int argc, char** argv) {
     PEERRELAY_LOG(kError, "cannot start: ", running.status().message());
     return 1;
   }
-  Reloader reloader(cmdline->flagfiles);
+  Reloader reloader(parsed.flagfiles);
   StatusFile status(config->status_file);
   const int rc = Serve(*config, *running, sigs, reloader, status);
   status.state = "stopped";

@@ -18,7 +18,7 @@
 #include "common/small_file.h"
 #include "disco/key_file.h"
 #include "relay/vni_allocator.h"
-#include "tools/cli.h"
+#include "common/cli.h"
 
 ABSL_FLAG(int, port, 7777, "UDP port of the relay");
 ABSL_FLAG(std::string, listen, "::",
@@ -103,7 +103,7 @@ ABSL_FLAG(std::string, log_level, "info",
 ABSL_FLAG(std::string, capture_file, "",
           "record every datagram relayd receives and sends to this pcap file "
           "(off when empty). The file holds client addresses and traffic: "
-          "use it to diagnose or to record a capture for tools/pcap_replay, "
+          "use it to diagnose or to record a capture for loadtest/pcap_replay, "
           "then delete it");
 ABSL_FLAG(uint64_t, capture_max_bytes, 100ull << 20,
           "stop recording once --capture_file reaches this size");

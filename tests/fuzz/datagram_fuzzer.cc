@@ -20,12 +20,13 @@
 #include <vector>
 
 #include "relay/server.h"
-#include "relay/disco_client.h"
+#include "client/disco_client.h"
+#include "relay/disco_client_testing.h"
 
 namespace {
 
 using namespace peerrelay;
-using relay::Bytes;
+using client::Bytes;
 
 struct Fixture {
   // Secrets differ above the low 3 bits, which Curve25519 clamps away.
@@ -51,13 +52,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                        .vni_limit = 64},
                                       now)
                     .value();
-  relay::DiscoClient a(dialect, f.server_key.public_key(), f.addr[0], f.key_a);
-  relay::DiscoClient b(dialect, f.server_key.public_key(), f.addr[1], f.key_b);
+  client::DiscoClient a(dialect, f.server_key.public_key(), f.addr[0], f.key_a);
+  client::DiscoClient b(dialect, f.server_key.public_key(), f.addr[1], f.key_b);
   relay::EndpointInfo ep = server->Allocate(a.key(), b.key(), now).value();
   a.SetEndpoint(ep.vni, b.key());
   b.SetEndpoint(ep.vni, a.key());
   relay::Counters setup;
-  if (!a.Handshake(*server, now, &setup) || !b.Handshake(*server, now, &setup)) {
+  if (!relay::DriveHandshake(a, *server, now, &setup) || !relay::DriveHandshake(b, *server, now, &setup)) {
     __builtin_trap();
   }
 

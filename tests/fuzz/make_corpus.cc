@@ -11,12 +11,12 @@
 
 #include "disco/message.h"
 #include "geneve/geneve.h"
-#include "relay/disco_client.h"
+#include "client/disco_client.h"
 
 namespace {
 
 using namespace peerrelay;
-using relay::Bytes;
+using client::Bytes;
 
 void Write(const std::string& dir, int* n, const Bytes& b) {
   std::string path = dir + "/seed-" + std::to_string((*n)++);
@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   const disco::KeyPair ka = disco::KeyPair::FromSecret({0x80});
   const disco::KeyPair kb = disco::KeyPair::FromSecret({0x90});
   for (disco::Dialect d : {disco::Dialect::kSeed, disco::Dialect::kCurrent}) {
-    relay::DiscoClient a(d, server.public_key(),
+    client::DiscoClient a(d, server.public_key(),
                         SocketAddress::Parse("10.0.0.1:1000").value(), ka);
     a.SetEndpoint(1, kb.public_key());
     // Plaintexts of every type, for the message and envelope fuzzers.

@@ -140,7 +140,7 @@ func TestDaemonSetFitsRelayd(t *testing.T) {
 func TestFlagFilePassesRelaydCheck(t *testing.T) {
 	relayd := os.Getenv("RELAYD_BIN")
 	if relayd == "" {
-		t.Skip("RELAYD_BIN not set (tools/run_tests.sh sets it)")
+		t.Skip("RELAYD_BIN not set (scripts/run_tests.sh sets it)")
 	}
 	m := load(t)
 	flags := m.configMaps[0].Data["relayd.flags"]
