@@ -613,7 +613,7 @@ HttpResponse Admin::Metrics() const {
   add(info,
       {{"version", options_.version},
        {"commit", options_.commit},
-       {"engine", std::string(engine::EngineName(relay_->engine()))},
+       {"engine", std::string(relay_->engine())},
        {"profile", std::string(disco::DialectName(server_->dialect()))},
        {"workers", std::to_string(workers)}},
       1);

@@ -72,7 +72,7 @@ class AdminTest : public ::testing::Test {
   void Start(SocketAddress admin_listen, AdminOptions opts = {}) {
     h_ = testing::RelayHarness::Start(
              SocketAddress::Parse("127.0.0.1:0").value(), {},
-             {.workers = 2, .engine = engine::EngineKind::kMmsg})
+             {.workers = 2, .engine = "mmsg"})
              .value();
     server_ = &h_->server();
     relay_ = &h_->relay();
@@ -255,7 +255,7 @@ TEST_F(AdminTest, EndpointCapIs503) {
   h_ = testing::RelayHarness::Start(SocketAddress::Parse("127.0.0.1:0").value(),
                                     {.max_endpoints = 1},
                                     {.workers = 1,
-                                     .engine = engine::EngineKind::kMmsg})
+                                     .engine = "mmsg"})
            .value();
   server_ = &h_->server();
   relay_ = &h_->relay();
@@ -497,7 +497,7 @@ TEST_F(AdminTest, EndpointCapAppliesPerRequesterBehindTheBridge) {
   h_ = testing::RelayHarness::Start(SocketAddress::Parse("127.0.0.1:0").value(),
                                     {.max_endpoints_per_caller = 1},
                                     {.workers = 1,
-                                     .engine = engine::EngineKind::kMmsg})
+                                     .engine = "mmsg"})
            .value();
   server_ = &h_->server();
   relay_ = &h_->relay();

@@ -21,18 +21,6 @@
 
 namespace peerrelay::engine {
 
-// Who sends a built batch instead of sendmmsg (the io_uring worker: send
-// SQEs that leave in the same io_uring_enter that waits for receives).
-class BatchSender {
- public:
-  virtual ~BatchSender() = default;
-  // Takes all `n` messages (true) or none (false: the batcher sends them
-  // with sendmmsg now). Taken messages, their iovecs, names and control
-  // buffers stay untouched until the Flush after next (two alternating
-  // sets): the sender must have finished with them by then, or refuse.
-  virtual bool Submit(mmsghdr* msgs, size_t n) = 0;
-};
-
 class GsoBatcher final : public PacketWriter {
  public:
   // The kernel's limit is 128 segments on current kernels, 64 on older
@@ -63,7 +51,13 @@ class GsoBatcher final : public PacketWriter {
                const LocalAddress& local) override;
   size_t pending() const { return n_entries_; }
   // Flush hands built batches to `s` first (null: always sendmmsg).
-  void set_sender(BatchSender* s) { sender_ = s; }
+  bool AttachSender(BatchSender* s) override {
+    sender_ = s;
+    return true;
+  }
+  size_t InFlight() const override {
+    return sender_ != nullptr ? sender_->InFlight() : 0;
+  }
   // What to do with message `m` the kernel refused with `err`: a GSO send
   // refused as such (EINVAL, EIO, EMSGSIZE: e.g. a segment above the path
   // MTU) is sent again datagram by datagram; anything else is lost. Counts

@@ -9,31 +9,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
-#include "engine/mmsg_worker.h"
-#include "engine/uring_worker.h"
+#include "engine/engines.h"
 #include "engine/worker.h"
 
 namespace peerrelay::engine {
-
-absl::string_view EngineName(EngineKind k) {
-  switch (k) {
-    case EngineKind::kAuto: return "auto";
-    case EngineKind::kIoUring: return "io_uring";
-    case EngineKind::kMmsg: return "mmsg";
-  }
-  return "unknown";
-}
-
-bool ParseEngineKind(absl::string_view text, EngineKind* out) {
-  for (EngineKind k :
-       {EngineKind::kAuto, EngineKind::kIoUring, EngineKind::kMmsg}) {
-    if (text == EngineName(k)) {
-      *out = k;
-      return true;
-    }
-  }
-  return false;
-}
 
 absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(relay::Server* server,
                                                     RelayOptions options) {
@@ -102,22 +81,39 @@ absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(relay::Server* server,
 }
 
 absl::Status Relay::ChooseEngine() {
-  engine_ = options_.engine;
-  if (options_.engine == EngineKind::kMmsg) return absl::OkStatus();
-  absl::Status probe = ProbeIoUring();
-  if (probe.ok()) {
-    engine_ = EngineKind::kIoUring;
-  } else if (options_.engine == EngineKind::kIoUring) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "io_uring engine requested but unavailable: ", probe.ToString()));
-  } else {
-    engine_ = EngineKind::kMmsg;
-    engine_note_ = absl::StrCat(
-        "io_uring unavailable (", probe.ToString(),
-        "; blocked by seccomp or kernel.io_uring_disabled?): using the "
-        "recvmmsg/sendmmsg engine");
+  if (options_.engine != "auto") {
+    engine_ = FindEngine(options_.engine);
+    if (engine_ == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown engine '", options_.engine, "' (", EngineChoices(), ")"));
+    }
+    absl::Status probe = engine_->probe();
+    if (!probe.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          engine_->name, " engine requested but unavailable: ",
+          probe.ToString()));
+    }
+    return absl::OkStatus();
   }
-  return absl::OkStatus();
+  // The first row the kernel allows; each one passed over is named.
+  for (const Engine& e : Engines()) {
+    absl::Status probe = e.probe();
+    if (probe.ok()) {
+      engine_ = &e;
+      if (!engine_note_.empty()) {
+        absl::StrAppend(&engine_note_, ": using the ", e.name, " engine");
+      }
+      return absl::OkStatus();
+    }
+    absl::StrAppend(&engine_note_, engine_note_.empty() ? "" : "; ", e.name,
+                    " unavailable (", probe.ToString(),
+                    e.name == "io_uring"
+                        ? "; blocked by seccomp or kernel.io_uring_disabled?"
+                        : "",
+                    ")");
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("no packet engine can run here: ", engine_note_));
 }
 
 void Relay::StartThreads(int workers) {
@@ -134,23 +130,30 @@ void Relay::StartThreads(int workers) {
       const SocketInfo& sock = self->sockets_[i];
       WorkerPath* path = self->paths_[i].get();
       relay::Counters* c = &self->worker_counters_[i];
+      const WorkerParts parts{.socket = sock,
+                              .path = path,
+                              .writer = self->writers_[i].get(),
+                              .counters = c,
+                              .clock = self->options_.clock,
+                              .rx_buffers = self->options_.rx_buffers,
+                              .uring = self->options_.uring};
       std::unique_ptr<Worker> w;
-      if (self->engine_ == EngineKind::kIoUring) {
-        auto u = MakeUringWorker(sock, path, self->writers_[i].get(), c,
-                                 self->options_.clock,
-                                 self->options_.rx_buffers,
-                                 self->options_.uring);
-        if (u.ok()) {
-          w = std::move(*u);
-        } else {
-          PEERRELAY_LOG(kWarning, "worker ", i, ": io_uring ring failed (",
-                        u.status().message(),
-                        "), this worker uses recvmmsg/sendmmsg");
+      auto made = self->engine_->make(parts);
+      if (made.ok()) {
+        w = std::move(*made);
+      } else {
+        // The last row is the fallback every kernel runs.
+        const Engine& fallback = Engines().back();
+        PEERRELAY_LOG(kWarning, "worker ", i, ": ", self->engine_->name,
+                      " failed (", made.status().message(), "), this worker uses ",
+                      fallback.name);
+        auto f = fallback.make(parts);
+        if (!f.ok()) {
+          PEERRELAY_LOG(kError, "worker ", i, ": ", fallback.name, " failed too (",
+                        f.status().message(), "): this worker does not run");
+          return;
         }
-      }
-      if (!w) {
-        w = MakeMmsgWorker(sock, path, c, self->options_.clock,
-                           self->options_.rx_buffers);
+        w = std::move(*f);
       }
       w->Run(&self->stop_);
     });

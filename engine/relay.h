@@ -20,10 +20,12 @@
 #include "common/clock.h"
 #include "common/socket_address.h"
 #include "engine/capture.h"
+#include "engine/engines.h"
 #include "engine/gso_batcher.h"
 #include "engine/slow_path_queue.h"
 #include "engine/slow_path_worker.h"
 #include "engine/socket.h"
+#include "engine/packet_writer.h"
 #include "engine/uring_worker.h"
 #include "engine/worker_path.h"
 #include "relay/counters.h"
@@ -31,17 +33,15 @@
 
 namespace peerrelay::engine {
 
-enum class EngineKind { kAuto, kIoUring, kMmsg };
-absl::string_view EngineName(EngineKind k);
-bool ParseEngineKind(absl::string_view text, EngineKind* out);
-
 struct RelayOptions {
   // Address and port the relay listens on. [::] is dual-stack; port 0 picks
   // a free port (tests).
   SocketAddress bind = SocketAddress::Parse("[::]:0").value();
   // Worker threads (one socket each); 0 means one per online CPU.
   int workers = 0;
-  EngineKind engine = EngineKind::kAuto;
+  // A row of the engine table (engines.h) by name, or "auto": the first
+  // row this kernel allows.
+  std::string engine = "auto";
   // Pin worker i to CPU (cpu_offset + i) % ncpu.
   bool pin_cpus = false;
   int cpu_offset = 0;
@@ -79,8 +79,10 @@ struct RelayOptions {
 
 class Relay {
  public:
-  // Opens the sockets and starts every thread. kAuto picks io_uring when the
-  // kernel allows it and says why not otherwise (see engine_note()).
+  // Opens the sockets and starts every thread. "auto" picks the first
+  // engine the kernel allows and says why it passed others over (see
+  // engine_note()). An unknown engine name is InvalidArgument; a named
+  // engine the kernel refuses is FailedPrecondition.
   static absl::StatusOr<std::unique_ptr<Relay>> Start(relay::Server* server,
                                                       RelayOptions options);
   ~Relay();
@@ -90,8 +92,9 @@ class Relay {
   void Stop();
 
   uint16_t port() const { return port_; }
-  EngineKind engine() const { return engine_; }
-  // Why kAuto chose what it chose (empty when io_uring was taken).
+  // The engine's name (a row of engines.h).
+  absl::string_view engine() const { return engine_->name; }
+  // Why "auto" chose what it chose (empty when the first row was taken).
   const std::string& engine_note() const { return engine_note_; }
   int workers() const { return static_cast<int>(sockets_.size()); }
   // The workers' sockets as opened (buffer sizes the kernel granted, GRO).
@@ -116,14 +119,16 @@ class Relay {
 
   relay::Server* server_ = nullptr;
   RelayOptions options_;
-  EngineKind engine_ = EngineKind::kMmsg;
+  const Engine* engine_ = nullptr;
   std::string engine_note_;
   uint16_t port_ = 0;
   std::vector<SocketInfo> sockets_;
   std::unique_ptr<relay::Counters[]> worker_counters_;
   relay::Counters slow_counters_;
   std::unique_ptr<SlowPathQueue> queue_;
-  std::vector<std::unique_ptr<GsoBatcher>> writers_;
+  // Each worker's writer (a GsoBatcher on its socket); the path and the
+  // worker know it only as a PacketWriter.
+  std::vector<std::unique_ptr<PacketWriter>> writers_;
   std::vector<std::unique_ptr<WorkerPath>> paths_;
   Capture capture_;
   std::unique_ptr<SlowPathWorker> slow_;

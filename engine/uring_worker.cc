@@ -68,7 +68,7 @@ constexpr size_t kBufBytes =
 
 class UringWorker : public Worker, public BatchSender {
  public:
-  UringWorker(const SocketInfo& sock, WorkerPath* path, GsoBatcher* writer,
+  UringWorker(const SocketInfo& sock, WorkerPath* path, PacketWriter* writer,
               relay::Counters* counters, const Clock* clock, size_t buffers,
               UringOptions options)
       : sock_(sock),
@@ -80,7 +80,7 @@ class UringWorker : public Worker, public BatchSender {
         o_(options) {}
 
   ~UringWorker() override {
-    if (writer_ != nullptr) writer_->set_sender(nullptr);
+    if (writer_ != nullptr && async_) writer_->AttachSender(nullptr);
     if (ring_ready_) {
       if (buf_ring_ != nullptr) io_uring_unregister_buf_ring(&ring_, kBufGroup);
       io_uring_queue_exit(&ring_);
@@ -151,9 +151,15 @@ class UringWorker : public Worker, public BatchSender {
     msg_.msg_controllen = kRxControlSpace;
     absl::Status armed = Arm();
     armed_ = armed.ok();
-    if (armed_ && o_.send_sqes && writer_ != nullptr) writer_->set_sender(this);
+    // The batches' sends as SQEs when the writer can hand them off; else
+    // it sends them itself (synchronously) and InFlight() stays 0.
+    if (armed_ && o_.send_sqes && writer_ != nullptr) {
+      async_ = writer_->AttachSender(this);
+    }
     return armed;
   }
+
+  size_t InFlight() const override { return pending_sends_; }
 
   // BatchSender: the batch's messages as SENDMSG SQEs, submitted by the
   // next io_uring_enter (the one that waits for receives).
@@ -216,11 +222,13 @@ class UringWorker : public Worker, public BatchSender {
                            cqe->res, &msg_, now);
       }
       io_uring_cq_advance(&ring_, seen);
-      if (pending_sends_ == 0) ReturnBuffers(in_flight_bufs_);
+      // The writer contract (packet_writer.h): a receive buffer goes back
+      // to the ring only when no send still in flight may read it.
+      if (writer_->InFlight() == 0) ReturnBuffers(in_flight_bufs_);
       // Sends: queued as SQEs (their buffers stay out until they complete)
       // or sent now with sendmmsg (buffers may be refilled at once).
       path_->Flush();
-      if (pending_sends_ > 0) {
+      if (writer_->InFlight() > 0) {
         in_flight_bufs_.insert(in_flight_bufs_.end(), to_return.begin(),
                                to_return.end());
         to_return.clear();
@@ -278,7 +286,8 @@ class UringWorker : public Worker, public BatchSender {
 
   SocketInfo sock_;
   WorkerPath* path_;
-  GsoBatcher* writer_;
+  PacketWriter* writer_;
+  bool async_ = false;  // the writer hands its batches to this worker
   relay::Counters* counters_;
   const Clock* clock_;
   const size_t nbufs_;
@@ -351,9 +360,10 @@ absl::Status ProbeIoUring() {
 }
 
 absl::StatusOr<std::unique_ptr<Worker>> MakeUringWorker(
-    const SocketInfo& sock, WorkerPath* path, GsoBatcher* writer,
+    const SocketInfo& sock, WorkerPath* path, PacketWriter* writer,
     relay::Counters* counters, const Clock* clock, size_t buffers,
     UringOptions options) {
+  if (writer == nullptr) return absl::InvalidArgumentError("no writer");
   auto w = std::make_unique<UringWorker>(sock, path, writer, counters, clock,
                                          buffers, options);
   absl::Status s = w->Init();

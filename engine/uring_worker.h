@@ -46,9 +46,10 @@ struct UringOptions {
 };
 
 // `writer` is the path's writer: with send_sqes its batches are handed to
-// the ring. It must outlive the worker.
+// the ring when it takes a BatchSender (packet_writer.h), else it sends
+// them itself. It must outlive the worker.
 absl::StatusOr<std::unique_ptr<Worker>> MakeUringWorker(
-    const SocketInfo& sock, WorkerPath* path, GsoBatcher* writer,
+    const SocketInfo& sock, WorkerPath* path, PacketWriter* writer,
     relay::Counters* counters, const Clock* clock,
     size_t buffers = kRxBuffers, UringOptions options = {});
 

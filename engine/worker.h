@@ -2,10 +2,14 @@
 // kinds hand every received buffer to a WorkerPath and flush it once per
 // batch, reading the clock once per batch.
 //
-//   mmsg:     recvmmsg(64 x 64 KiB buffers) -> path -> sendmmsg
+//   mmsg:     recvmmsg(64 x 64 KiB buffers) -> path -> the writer's
+//             sendmmsg; buffers reused as soon as Flush returns
 //   io_uring: multishot recvmsg over a provided buffer ring
-//             (64 x 64 KiB) -> path -> sendmmsg, buffers back to the ring
-//             after the send (see uring_worker.cc for why sendmmsg).
+//             (64 x 64 KiB) -> path -> the writer hands the batch to the
+//             worker as SENDMSG SQEs (or sends it with sendmmsg); buffers go
+//             back to the ring once the writer's InFlight() is 0
+//             (packet_writer.h, uring_worker.cc)
+// Which engine runs is a row of engines.h.
 #ifndef PEERRELAY_ENGINE_WORKER_H_
 #define PEERRELAY_ENGINE_WORKER_H_
 

@@ -7,7 +7,10 @@
 //     Drop     -> counted, unless it is data that must wait behind its
 //                 source's queued control datagram ("Per-client order"
 //                 below): then it is queued too
-//   end of batch: Flush() -> the writer sends (GsoBatcher: one sendmmsg)
+//   end of batch: Flush() -> the writer sends, or hands the batch to the
+//                 engine's sender (GsoBatcher: one sendmmsg, or io_uring
+//                 SENDMSG SQEs); see packet_writer.h for when the receive
+//                 buffers are free again
 //
 // Socket-free: the worker (uring_worker.cc, mmsg_worker.cc) owns the socket
 // and the buffers, reads the clock once per batch and passes `now` in.

@@ -36,7 +36,6 @@
 namespace peerrelay::testing {
 namespace {
 
-using engine::EngineKind;
 using client::Bytes;
 using relay::DropReason;
 
@@ -50,14 +49,14 @@ int Rounds() {
 enum class Gap { kNone, k50To100us };
 
 struct Param {
-  EngineKind engine;
+  std::string engine;
   bool ipv6;
   disco::Dialect dialect;
   Gap gap;
 };
 
 std::string ParamName(const ::testing::TestParamInfo<Param>& info) {
-  return std::string(engine::EngineName(info.param.engine)) +
+  return std::string(info.param.engine) +
          (info.param.ipv6 ? "_ipv6_" : "_ipv4_") +
          std::string(disco::DialectName(info.param.dialect)) +
          (info.param.gap == Gap::kNone ? "_back_to_back" : "_gap_50_100us");
@@ -66,7 +65,7 @@ std::string ParamName(const ::testing::TestParamInfo<Param>& info) {
 class HandshakeOrderTest : public ::testing::TestWithParam<Param> {
  protected:
   void SetUp() override {
-    if (GetParam().engine == EngineKind::kIoUring) {
+    if (GetParam().engine == "io_uring") {
       absl::Status s = engine::ProbeIoUring();
       if (!s.ok()) GTEST_SKIP() << "io_uring unavailable: " << s;
     }
@@ -289,7 +288,7 @@ TEST_P(HandshakeOrderTest, RebindFromNewPort) {
 
 std::vector<Param> AllParams() {
   std::vector<Param> out;
-  for (EngineKind e : {EngineKind::kIoUring, EngineKind::kMmsg}) {
+  for (std::string e : {"io_uring", "mmsg"}) {
     for (bool v6 : {false, true}) {
       for (disco::Dialect d : {disco::Dialect::kCurrent, disco::Dialect::kSeed}) {
         for (Gap g : {Gap::kNone, Gap::k50To100us}) out.push_back({e, v6, d, g});

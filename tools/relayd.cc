@@ -304,7 +304,7 @@ absl::StatusOr<Running> StartServing(const RelaydConfig& c,
   std::vector<std::string> adv_text;
   for (const SocketAddress& a : adv) adv_text.push_back(a.ToString());
   PEERRELAY_LOG(kInfo, "listening on ", c.listen.IpString(), " port ",
-                r.relay->port(), " engine=", engine::EngineName(r.relay->engine()),
+                r.relay->port(), " engine=", r.relay->engine(),
                 " workers=", r.relay->workers(),
                 " profile=", disco::DialectName(c.dialect),
                 " server_key=", r.server->server_key().ToText(), " advertise=[",

@@ -17,6 +17,7 @@
 #include "absl/strings/strip.h"
 #include "common/small_file.h"
 #include "disco/key_file.h"
+#include "engine/engines.h"
 #include "relay/vni_allocator.h"
 #include "common/cli.h"
 
@@ -311,8 +312,9 @@ absl::StatusOr<RelaydConfig> ParseConfig(bool read_only) {
   if (!disco::ParseDialect(absl::GetFlag(FLAGS_profile), &c.dialect)) {
     return Fail("--profile must be 'current' or 'seed'");
   }
-  if (!engine::ParseEngineKind(absl::GetFlag(FLAGS_engine), &c.engine)) {
-    return Fail("--engine must be auto, io_uring or mmsg");
+  c.engine = absl::GetFlag(FLAGS_engine);
+  if (c.engine != "auto" && engine::FindEngine(c.engine) == nullptr) {
+    return Fail(absl::StrCat("--engine must be one of ", engine::EngineChoices()));
   }
   const std::string sends = absl::GetFlag(FLAGS_uring_sends);
   if (sends != "sqe" && sends != "sendmmsg") {
@@ -422,7 +424,7 @@ int PrintCheck(const RelaydConfig& c) {
               "key %s, %zu allowlisted keys, admin %s, metrics %s, HTTP "
               "allocation %s, log level %s\n",
               c.port, c.listen.IpString().c_str(),
-              std::string(engine::EngineName(c.engine)).c_str(),
+              c.engine.c_str(),
               std::string(disco::DialectName(c.dialect)).c_str(),
               c.key_file.empty() ? "new at every start"
               : c.key_missing    ? "would be created"

@@ -35,7 +35,7 @@ struct RelaydConfig {
   SocketAddress listen;
   std::vector<AdvertiseSpec> advertise;
   disco::Dialect dialect = disco::Dialect::kCurrent;
-  engine::EngineKind engine = engine::EngineKind::kAuto;
+  std::string engine = "auto";  // a row of engine/engines.h, or auto
   int workers = 0;
   bool pin_cpus = false;
   absl::Duration bind_lifetime, steady_state_lifetime;
