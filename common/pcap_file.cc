@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -257,7 +259,35 @@ absl::StatusOr<std::unique_ptr<PcapReader>> PcapReader::Open(
   }
   std::unique_ptr<PcapReader> r(new PcapReader());
   r->pcap_ = p;
-  r->dlt_ = pcap_datalink(p);
+  return Checked(std::move(r), path);
+}
+
+absl::StatusOr<std::unique_ptr<PcapReader>> PcapReader::OpenBytes(
+    std::string bytes) {
+  std::unique_ptr<PcapReader> r(new PcapReader());
+  r->bytes_ = std::move(bytes);
+  // fmemopen refuses a zero-length buffer; an empty file has no header.
+  if (r->bytes_.empty()) {
+    return absl::InvalidArgumentError("(memory): empty capture");
+  }
+  FILE* f = fmemopen(r->bytes_.data(), r->bytes_.size(), "rb");
+  if (f == nullptr) {
+    return absl::InternalError(absl::StrCat("fmemopen: ", std::strerror(errno)));
+  }
+  char err[PCAP_ERRBUF_SIZE] = {};
+  // On success libpcap owns `f` (pcap_close closes it).
+  r->pcap_ = pcap_fopen_offline_with_tstamp_precision(
+      f, PCAP_TSTAMP_PRECISION_NANO, err);
+  if (r->pcap_ == nullptr) {
+    fclose(f);
+    return absl::InvalidArgumentError(absl::StrCat("(memory): ", err));
+  }
+  return Checked(std::move(r), "(memory)");
+}
+
+absl::StatusOr<std::unique_ptr<PcapReader>> PcapReader::Checked(
+    std::unique_ptr<PcapReader> r, const std::string& name) {
+  r->dlt_ = pcap_datalink(r->pcap_);
   switch (r->dlt_) {
     case DLT_EN10MB:
     case DLT_LINUX_SLL:
@@ -270,7 +300,7 @@ absl::StatusOr<std::unique_ptr<PcapReader>> PcapReader::Open(
       break;
     default:
       return absl::InvalidArgumentError(absl::StrCat(
-          path, ": link type ", r->link_name(),
+          name, ": link type ", r->link_name(),
           " is not supported (Ethernet, Linux cooked SLL/SLL2, raw IP, "
           "BSD loopback are)"));
   }

@@ -123,6 +123,9 @@ class PcapReader {
   // DLT_IPV4 / DLT_IPV6.
   static absl::StatusOr<std::unique_ptr<PcapReader>> Open(
       const std::string& path);
+  // The same for a capture held in memory (the fuzzer, tests).
+  static absl::StatusOr<std::unique_ptr<PcapReader>> OpenBytes(
+      std::string bytes);
   ~PcapReader();
 
   // The next UDP datagram; false at the end of the file (or on a read
@@ -136,12 +139,16 @@ class PcapReader {
 
  private:
   PcapReader() = default;
+  // Refuses link types Next() cannot decode.
+  static absl::StatusOr<std::unique_ptr<PcapReader>> Checked(
+      std::unique_ptr<PcapReader> r, const std::string& name);
   // Decodes one record; true when it was a whole UDP datagram.
   bool Decode(const uint8_t* p, size_t caplen, size_t wirelen,
               CapturedDatagram* out);
   bool DecodeIp(const uint8_t* p, size_t caplen, size_t wirelen,
                 CapturedDatagram* out);
 
+  std::string bytes_;  // OpenBytes: the capture libpcap reads from
   pcap_t* pcap_ = nullptr;
   int dlt_ = 0;
   PcapReadStats stats_;

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <vector>
 
 #include "engine/mmsg_worker.h"
@@ -44,17 +45,21 @@ class MmsgWorker : public Worker {
 
   void Run(const std::atomic<bool>* stop) override {
     while (!stop->load(std::memory_order_relaxed)) {
-      int n = recvmmsg(sock_.fd, msgs_.data(), unsigned(nbufs_), MSG_WAITFORONE,
-                       nullptr);
+      // MSG_TRUNC: msg_len is a datagram's real size even when it did not
+      // fit its buffer (counted in received_bytes; the datagram is dropped
+      // as truncated).
+      int n = recvmmsg(sock_.fd, msgs_.data(), unsigned(nbufs_),
+                       MSG_WAITFORONE | MSG_TRUNC, nullptr);
       if (n <= 0) continue;  // timeout (EAGAIN), EINTR, or a passing error
       const int64_t now = clock_->NowNs();
       for (int i = 0; i < n; ++i) {
         msghdr& h = msgs_[i].msg_hdr;
-        const size_t len = msgs_[i].msg_len;
+        const size_t full = msgs_[i].msg_len;
+        const size_t len = std::min(full, iovs_[i].iov_len);
         DeliverReceived(path_, counters_,
                         reinterpret_cast<const sockaddr*>(&names_[i]),
                         h.msg_namelen, &h,
-                        static_cast<uint8_t*>(iovs_[i].iov_base), len, len,
+                        static_cast<uint8_t*>(iovs_[i].iov_base), len, full,
                         (h.msg_flags & MSG_TRUNC) != 0, now);
       }
       path_->Flush();  // sends leave from the buffers; reuse after this

@@ -274,7 +274,10 @@ class UringWorker : public Worker, public BatchSender {
       sqe = io_uring_get_sqe(&ring_);
       if (sqe == nullptr) return absl::ResourceExhaustedError("no SQE");
     }
-    io_uring_prep_recvmsg_multishot(sqe, fixed_ ? 0 : sock_.fd, &msg_, 0);
+    // MSG_TRUNC: a datagram larger than the buffer reports its real size
+    // in payloadlen (counted in received_bytes), not the bytes copied.
+    io_uring_prep_recvmsg_multishot(sqe, fixed_ ? 0 : sock_.fd, &msg_,
+                                    MSG_TRUNC);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     if (fixed_) sqe->flags |= IOSQE_FIXED_FILE;
     sqe->buf_group = kBufGroup;

@@ -4,14 +4,17 @@
 #include "engine/worker_path.h"
 
 #include <gtest/gtest.h>
+#include <liburing.h>
 #include <netinet/in.h>
 
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "common/fake_clock.h"
+#include "engine/fake_writer_testing.h"
 #include "engine/slow_path_worker.h"
 #include "engine/uring_worker.h"
 #include "engine/worker.h"
@@ -24,53 +27,6 @@ namespace {
 using client::Bytes;
 using relay::DropReason;
 using client::DiscoClient;
-
-// Records every send; Add/AddRun keep pointers only until Flush, as the
-// PacketWriter contract says, so the fake copies at Flush.
-class FakeWriter : public PacketWriter {
- public:
-  struct Sent {
-    Bytes bytes;
-    SocketAddress dest;
-    bool now;  // SendNow rather than a batched send
-  };
-  void Add(const uint8_t* p, size_t len, const SocketAddress& dest,
-           relay::Counters*) override {
-    queued_.push_back({p, len, dest});
-  }
-  void AddRun(const uint8_t* p, size_t seg, size_t total,
-              const SocketAddress& dest, relay::Counters* c) override {
-    ++runs;
-    for (size_t off = 0; off < total; off += seg) {
-      Add(p + off, std::min(seg, total - off), dest, c);
-    }
-  }
-  void Flush(relay::Counters*) override {
-    for (const Queued& q : queued_) {
-      sent.push_back({Bytes(q.p, q.p + q.len), q.dest, false});
-    }
-    queued_.clear();
-    ++flushes;
-  }
-  bool SendNow(const uint8_t* p, size_t len, const SocketAddress& dest,
-               const LocalAddress&) override {
-    sent.push_back({Bytes(p, p + len), dest, true});
-    return true;
-  }
-  size_t queued() const { return queued_.size(); }
-
-  std::vector<Sent> sent;
-  int runs = 0;
-  int flushes = 0;
-
- private:
-  struct Queued {
-    const uint8_t* p;
-    size_t len;
-    SocketAddress dest;
-  };
-  std::vector<Queued> queued_;
-};
 
 SocketAddress Addr(const char* s) { return SocketAddress::Parse(s).value(); }
 
@@ -346,6 +302,32 @@ TEST_F(DeliveryTest, UnparseableUringCompletionIsCountedAndDropped) {
   DeliverUringBuffer(f.path.get(), &f.counters, buf.data(), 8, &tmpl,
                      f.clock.NowNs());
   ExpectOneDrop(DropReason::kBadCompletion);
+}
+
+TEST_F(DeliveryTest, TruncatedUringCompletionCountsTheRealSize) {
+  // The layout a multishot recvmsg armed with MSG_TRUNC writes for a
+  // datagram larger than its buffer: payloadlen is the datagram's size,
+  // the completion holds only what fit.
+  msghdr tmpl{};
+  tmpl.msg_namelen = 32;
+  tmpl.msg_controllen = kRxControlSpace;
+  const Bytes d = f.a->Data(Bytes(100, 7));
+  std::vector<uint8_t> buf(sizeof(io_uring_recvmsg_out) + 32 +
+                           kRxControlSpace + d.size());
+  io_uring_recvmsg_out out{};
+  sockaddr_storage name;
+  out.namelen = f.a->address().ToSockaddr(&name, false);
+  out.controllen = 0;
+  out.payloadlen = 70000;
+  out.flags = MSG_TRUNC;
+  std::memcpy(buf.data(), &out, sizeof(out));
+  std::memcpy(buf.data() + sizeof(out), &name, out.namelen);
+  std::memcpy(buf.data() + sizeof(out) + 32 + kRxControlSpace, d.data(),
+              d.size());
+  DeliverUringBuffer(f.path.get(), &f.counters, buf.data(), int(buf.size()),
+                     &tmpl, f.clock.NowNs());
+  ExpectOneDrop(DropReason::kTruncated);
+  EXPECT_EQ(f.counters.received_bytes.Get(), 70000u);
 }
 
 }  // namespace

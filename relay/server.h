@@ -5,12 +5,12 @@
 // of each dialect are in handshake.h.
 //
 // Pipeline of one datagram:
-//   engine recv -> Process() -> Forward{dest}  -> engine sends it unchanged
-//                            -> SlowPath       -> queue -> HandleControl()
+//   engine recv -> Classify() -> Forward{dest} -> engine sends it unchanged
+//                             -> SlowPath      -> queue -> HandleControl()
 //                                                 -> reply bytes + dest
-//                            -> Drop{reason}   (counted, nothing sent)
+//                             -> Drop{reason}  (counted, nothing sent)
 //
-// Concurrency. Process() (every core, every data datagram) takes one shard
+// Concurrency. Classify() (every core, every data datagram) takes one shard
 // lock of the table shared and never a global lock; the slow path and
 // expiry take a shard lock exclusively only to apply a state change, never
 // while doing crypto. Allocation and the key-pair index are behind
@@ -22,7 +22,7 @@
 //
 //   auto server = Server::Create(config, now).value();
 //   EndpointInfo ep = server->Allocate(key_a, key_b, now).value();
-//   Verdict v = server->Process(pkt, len, from, now, &counters);
+//   Verdict v = server->Classify(pkt, len, 1, len, from, now);
 //   if (v.kind == Verdict::kSlowPath) {
 //     ControlReply reply;
 //     if (server->HandleControl(pkt, len, from, now, &counters, &reply))
@@ -173,27 +173,18 @@ class Server {
                                         int64_t now_ns,
                                         absl::string_view caller = {});
 
-  // The fast-path verdict for one received datagram. Counts received bytes,
-  // relays and drops in `c`; a kSlowPath verdict is *not* counted: the caller
-  // counts it as to_slow_path or as a drop (kSlowPathQueueFull).
-  // Never allocates, never blocks on anything but one shard's shared lock.
-  Verdict Process(const uint8_t* pkt, size_t len, const SocketAddress& from,
-                  int64_t now_ns, Counters* c);
-  // Process() for a run of `count` datagrams from `from` whose first 8
-  // bytes (the Geneve header) are identical, `total_bytes` in all, `pkt` and
-  // `len` being the first of them: the verdict is the same for each, so it
-  // is taken once and the counters move by `count`. A GRO buffer from one
-  // client is such a run. Exactly equivalent to `count` Process() calls
-  // except for control datagrams, which the caller must hand on one by one
-  // (a kSlowPath verdict, as from Process, is not counted).
-  Verdict ProcessRun(const uint8_t* pkt, size_t len, uint32_t count,
-                     size_t total_bytes, const SocketAddress& from,
-                     int64_t now_ns, Counters* c);
-  // ProcessRun() without the Counters: the verdict (and, on kForward, the
-  // endpoint side's own packet/byte/last-seen figures move). The engine
-  // counts received, relayed and drops itself, because a drop verdict it
-  // may turn into a wait behind the source's queued control datagram
-  // (engine/worker_path.h, "Per-client order").
+  // The fast-path verdict for a run of `count` datagrams from `from` whose
+  // first 8 bytes (the Geneve header) are identical, `total_bytes` in all,
+  // `pkt` and `len` being the first of them (a GRO buffer from one client is
+  // such a run; a lone datagram is a run of 1): the verdict is the same for
+  // each, so it is taken once. On kForward the endpoint side's own
+  // packet/byte/last-seen figures move by the run. Nothing else is counted:
+  // the engine counts received, relayed and drops itself
+  // (engine/worker_path.h), because a drop verdict it may turn into a wait
+  // behind the source's queued control datagram ("Per-client order").
+  // Control datagrams are a kSlowPath verdict and must be handed on one by
+  // one. Never allocates, never blocks on anything but one shard's shared
+  // lock.
   Verdict Classify(const uint8_t* pkt, size_t len, uint32_t count,
                    size_t total_bytes, const SocketAddress& from,
                    int64_t now_ns);

@@ -10,6 +10,7 @@
 #include "relay/server.h"
 #include "client/disco_client.h"
 #include "relay/disco_client_testing.h"
+#include "relay/server_testing.h"
 
 namespace peerrelay::relay {
 namespace {
@@ -56,7 +57,7 @@ TEST(ServerConcurrencyTest, RelayAllocateHandshakeAndExpireRunTogether) {
         DiscoClient& from = (r & 1) ? *a[i] : *b[i];
         DiscoClient& to = (r & 1) ? *b[i] : *a[i];
         Bytes d = from.Data({uint8_t(r), uint8_t(t)});
-        Verdict v = server->Process(d.data(), d.size(), from.address(),
+        Verdict v = ProcessCounted(*server, d.data(), d.size(), from.address(),
                                     now.load(), &counters[t]);
         if (v.kind != Verdict::kForward || v.destination != to.address()) {
           wrong.fetch_add(1);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/disco_client.h"
 #include "relay/disco_client_testing.h"
+#include "relay/server_testing.h"
 
 namespace peerrelay::relay {
 namespace {
@@ -60,7 +61,7 @@ class ServerTest : public ::testing::TestWithParam<Dialect> {
     return SendFrom(from.address(), d);
   }
   Verdict SendFrom(const SocketAddress& from, const Bytes& d) {
-    return server_->Process(d.data(), d.size(), from, now_, &c_);
+    return ProcessCounted(*server_, d.data(), d.size(), from, now_, &c_);
   }
 
   // Sends a control datagram through the slow path from `from`. Returns the
@@ -760,11 +761,11 @@ TEST_P(ServerTest, ProcessRunEqualsProcessCalledForEachDatagram) {
     std::vector<SessionInfo> before = server_->Sessions();
     Verdict v1;
     for (int i = 0; i < 7; ++i) {
-      v1 = server_->Process(c.datagram.data(), c.datagram.size(), c.from,
+      v1 = ProcessCounted(*server_, c.datagram.data(), c.datagram.size(), c.from,
                             now_, &each);
     }
     std::vector<SessionInfo> after_each = server_->Sessions();
-    Verdict v2 = server_->ProcessRun(c.datagram.data(), c.datagram.size(), 7,
+    Verdict v2 = ProcessRunCounted(*server_, c.datagram.data(), c.datagram.size(), 7,
                                      7 * c.datagram.size(), c.from, now_,
                                      &run);
     std::vector<SessionInfo> after_run = server_->Sessions();

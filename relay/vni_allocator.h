@@ -18,11 +18,14 @@
 #include <optional>
 #include <vector>
 
+#include "geneve/geneve.h"
+
 namespace peerrelay::relay {
 
 class VniAllocator {
  public:
-  static constexpr uint32_t kMaxVni = 0xFFFFFF;
+  // The largest VNI the 24-bit field holds (geneve.h).
+  static constexpr uint32_t kMaxVni = geneve::kMaxVni;
 
   // `limit` caps the highest VNI handed out (tests use a small space).
   explicit VniAllocator(uint32_t limit = kMaxVni);

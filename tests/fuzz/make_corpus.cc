@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,10 @@ using client::Bytes;
 void Write(const std::string& dir, int* n, const Bytes& b) {
   std::string path = dir + "/seed-" + std::to_string((*n)++);
   FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) return;
+  if (f == nullptr) {
+    std::fprintf(stderr, "make_corpus: cannot write %s\n", path.c_str());
+    std::exit(1);
+  }
   std::fwrite(b.data(), 1, b.size(), f);
   std::fclose(f);
 }
@@ -43,6 +47,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string root = argv[1];
+  mkdir(root.c_str(), 0755);
   for (const char* f : {"geneve_fuzzer", "envelope_fuzzer", "message_fuzzer",
                         "datagram_fuzzer"}) {
     mkdir((root + "/" + f).c_str(), 0755);
@@ -76,10 +81,13 @@ int main(int argc, char** argv) {
       Bytes rec = {uint8_t(d == disco::Dialect::kCurrent)};
       Record(&rec, 0, 0, a.Seal({.type = t, .vni = 1, .generation = 1,
                                  .remote_key = kb.public_key()}, 1));
+      Record(&rec, 2, 1, {});                 // end of batch, one slow item
       Record(&rec, 1, 0, pt);
       Record(&rec, 3, 0, Bytes(40, 0x11));
-      Record(&rec, 3, 2, Bytes(40, 0x22));
-      Record(&rec, 2, 31, {});
+      Record(&rec, 4, 9, Bytes(40, 0x33));    // a GRO buffer of 4
+      Record(&rec, 5, 0, Bytes(60, 0x44));    // a control header + bytes
+      Record(&rec, 3, 2, Bytes(40, 0x22));    // data from a stranger
+      Record(&rec, 2, 31, {});                // 7 slow items, 3 s later
       Write(root + "/datagram_fuzzer", &n, rec);
     }
     Bytes req(disco::kAllocateRequestSize);
