@@ -374,13 +374,32 @@ absl::StatusOr<HttpResponse> HttpClient::Exchange(absl::string_view method,
                                 ? absl::StrCat(options_.max_body >> 20, " MiB")
                                 : absl::StrCat(options_.max_body, " bytes")));
   };
+  // More bytes of a reply that is not over yet: the server closing now
+  // cut it short.
+  auto more = [&]() -> absl::Status {
+    absl::StatusOr<bool> got = in.Fill();
+    if (!got.ok()) return io_error(got.status());
+    if (!*got) return closed_early();
+    return absl::OkStatus();
+  };
   auto need = [&](size_t n) -> absl::Status {
     while (buf.size() < n) {
-      absl::StatusOr<bool> more = in.Fill();
-      if (!more.ok()) return io_error(more.status());
-      if (!*more) return closed_early();
+      absl::Status s = more();
+      if (!s.ok()) return s;
     }
     return absl::OkStatus();
+  };
+  // The end of the CRLF-terminated line starting at `pos`, read within
+  // `limit` bytes.
+  auto line_end = [&](size_t pos, size_t limit,
+                      absl::string_view too_long) -> absl::StatusOr<size_t> {
+    size_t eol;
+    while ((eol = buf.find("\r\n", pos)) == std::string::npos) {
+      if (buf.size() - pos > limit) return bad(too_long);
+      absl::Status s = more();
+      if (!s.ok()) return s;
+    }
+    return eol;
   };
 
   if (no_body) {
@@ -388,13 +407,9 @@ absl::StatusOr<HttpResponse> HttpClient::Exchange(absl::string_view method,
   } else if (chunked) {
     size_t pos = 0;
     while (true) {
-      size_t eol;
-      while ((eol = buf.find("\r\n", pos)) == std::string::npos) {
-        if (buf.size() - pos > 1024) return bad("chunk size line too long");
-        absl::StatusOr<bool> more = in.Fill();
-        if (!more.ok()) return io_error(more.status());
-        if (!*more) return closed_early();
-      }
+      absl::StatusOr<size_t> end = line_end(pos, 1024, "chunk size line too long");
+      if (!end.ok()) return end.status();
+      const size_t eol = *end;
       absl::string_view line(buf.data() + pos, eol - pos);
       absl::string_view size_text = line.substr(0, line.find(';'));
       std::optional<uint64_t> size = ParseHex(size_text);
@@ -414,13 +429,9 @@ absl::StatusOr<HttpResponse> HttpClient::Exchange(absl::string_view method,
     }
     // Trailer fields up to the empty line; ignored.
     while (true) {
-      size_t eol;
-      while ((eol = buf.find("\r\n", pos)) == std::string::npos) {
-        if (buf.size() - pos > kMaxHead) return bad("trailer too long");
-        absl::StatusOr<bool> more = in.Fill();
-        if (!more.ok()) return io_error(more.status());
-        if (!*more) return closed_early();
-      }
+      absl::StatusOr<size_t> end = line_end(pos, kMaxHead, "trailer too long");
+      if (!end.ok()) return end.status();
+      const size_t eol = *end;
       const bool empty = eol == pos;
       pos = eol + 2;
       if (empty) break;

@@ -19,8 +19,9 @@ absl::StatusOr<std::unique_ptr<Worker>> MakeMmsg(const WorkerParts& p) {
 }
 
 constexpr Engine kEngines[] = {
-    {"io_uring", &ProbeIoUring, &MakeUring},
-    {"mmsg", &MmsgAlways, &MakeMmsg},
+    {"io_uring", &ProbeIoUring,
+     "blocked by seccomp or kernel.io_uring_disabled?", &MakeUring},
+    {"mmsg", &MmsgAlways, "", &MakeMmsg},
 };
 
 }  // namespace

@@ -39,6 +39,8 @@ struct Engine {
   absl::string_view name;
   // OK when this process can run the engine; else the kernel's reason.
   absl::Status (*probe)();
+  // What to suspect when the probe fails (said in the log), or "".
+  absl::string_view unavailable_hint;
   // Builds one worker on the thread that will Run it (an io_uring ring is
   // SINGLE_ISSUER).
   absl::StatusOr<std::unique_ptr<Worker>> (*make)(const WorkerParts& parts);

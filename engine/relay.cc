@@ -107,9 +107,7 @@ absl::Status Relay::ChooseEngine() {
     }
     absl::StrAppend(&engine_note_, engine_note_.empty() ? "" : "; ", e.name,
                     " unavailable (", probe.ToString(),
-                    e.name == "io_uring"
-                        ? "; blocked by seccomp or kernel.io_uring_disabled?"
-                        : "",
+                    e.unavailable_hint.empty() ? "" : "; ", e.unavailable_hint,
                     ")");
   }
   return absl::FailedPreconditionError(
