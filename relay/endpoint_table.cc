@@ -14,12 +14,29 @@ void EndpointTable::Insert(std::unique_ptr<Endpoint> ep) {
   count_.fetch_add(1, std::memory_order_relaxed);
 }
 
+void EndpointTable::SetObserver(PairObserver* observer) {
+  observer_.store(observer, std::memory_order_release);
+  if (observer == nullptr) return;
+  for (Shard& shard : shards_) {
+    ShardLockScope scope;
+    std::unique_lock<std::shared_mutex> l(shard.mu);
+    for (const auto& [vni, ep] : shard.endpoints) {
+      if (ep->BothBound()) observer->PairBound(*ep);
+    }
+  }
+}
+
 std::unique_ptr<Endpoint> EndpointTable::Remove(
     uint32_t vni, std::optional<int64_t> if_expired_at) {
   std::unique_ptr<Endpoint> gone = WithExclusive(
       vni, [&](Endpoint* ep) -> std::unique_ptr<Endpoint> {
         if (ep == nullptr) return nullptr;
         if (if_expired_at && !Expired(*ep, *if_expired_at)) return nullptr;
+        if (ep->BothBound()) {
+          if (PairObserver* o = observer_.load(std::memory_order_acquire)) {
+            o->PairRemoved(*ep);
+          }
+        }
         auto& map = ShardFor(vni).endpoints;
         auto it = map.find(vni);
         std::unique_ptr<Endpoint> out = std::move(it->second);

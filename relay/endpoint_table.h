@@ -113,6 +113,22 @@ struct SessionFilter {
   bool Matches(const Endpoint& ep) const;
 };
 
+// Who keeps a copy of the bound pairs: the XDP tier's map of pairs it
+// forwards in the kernel (engine/xdp_tier.h). The table calls it with the
+// endpoint's shard lock held exclusively, right where the state changes, so
+// the calls for one VNI arrive in the order the table changed: a removal is
+// never overtaken by the bind it cancels. It must not call back into the
+// table (it may take locks of its own that it never holds while calling the
+// table).
+class PairObserver {
+ public:
+  virtual ~PairObserver() = default;
+  // `ep` is now bound on both sides: newly, or one side moved (re-bind).
+  virtual void PairBound(const Endpoint& ep) = 0;
+  // `ep`, bound on both sides until now, is leaving the table.
+  virtual void PairRemoved(const Endpoint& ep) = 0;
+};
+
 class EndpointTable {
  public:
   // 256 shards: with VNIs handed out in sequence, endpoints spread evenly,
@@ -144,6 +160,25 @@ class EndpointTable {
     return fn(it == shard.endpoints.end() ? nullptr : it->second.get());
   }
 
+  // WithExclusive for a change to an endpoint's sides: when it leaves the
+  // endpoint bound on both sides with addresses other than before, the
+  // observer hears of it under the same lock.
+  template <typename Fn>
+  auto Mutate(uint32_t vni, Fn&& fn) {
+    return WithExclusive(vni, [&](Endpoint* ep) {
+      const Forwarding before = ForwardingOf(ep);
+      auto result = fn(ep);
+      if (PairObserver* o = observer_.load(std::memory_order_acquire)) {
+        const Forwarding after = ForwardingOf(ep);
+        if (after && after != before) o->PairBound(*ep);
+      }
+      return result;
+    });
+  }
+  // Sets (or clears, with null) who mirrors the bound pairs, and tells it
+  // of every pair bound now, one shard at a time under its exclusive lock.
+  void SetObserver(PairObserver* observer);
+
   void Insert(std::unique_ptr<Endpoint> ep);
   // Removes `vni` (only if it has expired at `if_expired_at`, when given)
   // and returns it; nullptr when nothing was removed.
@@ -173,6 +208,12 @@ class EndpointTable {
     mutable std::shared_mutex mu;
     absl::flat_hash_map<uint32_t, std::unique_ptr<Endpoint>> endpoints;
   };
+  // The two bound addresses, when `ep` is bound on both sides.
+  using Forwarding = std::optional<std::array<SocketAddress, 2>>;
+  static Forwarding ForwardingOf(const Endpoint* ep) {
+    if (ep == nullptr || !ep->BothBound()) return std::nullopt;
+    return std::array<SocketAddress, 2>{ep->sides[0].addr, ep->sides[1].addr};
+  }
   Shard& ShardFor(uint32_t vni) { return shards_[vni % kNumShards]; }
   const Shard& ShardFor(uint32_t vni) const {
     return shards_[vni % kNumShards];
@@ -181,6 +222,7 @@ class EndpointTable {
   const int64_t bind_lifetime_ns_;
   const int64_t steady_state_lifetime_ns_;
   std::atomic<size_t> count_{0};
+  std::atomic<PairObserver*> observer_{nullptr};
   std::array<Shard, kNumShards> shards_;
 };
 

@@ -207,9 +207,29 @@ size_t Server::Expire(int64_t now_ns) {
   return removed;
 }
 
+void Server::SetPairObserver(PairObserver* observer) {
+  table_.SetObserver(observer);
+}
+
+bool Server::AddKernelTraffic(uint32_t vni, uint64_t lamport_id, int side,
+                              uint64_t packets, uint64_t bytes,
+                              int64_t now_ns) {
+  return table_.WithShared(vni, [&](const Endpoint* ep) {
+    if (ep == nullptr || ep->lamport_id != lamport_id) return false;
+    SideStats& st = ep->sides[side].stats;
+    st.packets.fetch_add(packets, std::memory_order_relaxed);
+    st.bytes.fetch_add(bytes, std::memory_order_relaxed);
+    if (packets > 0 && st.last_seen_ns.load(std::memory_order_relaxed) <
+                           now_ns) {
+      st.last_seen_ns.store(now_ns, std::memory_order_relaxed);
+    }
+    return true;
+  });
+}
+
 bool Server::BindForTesting(uint32_t vni, const SocketAddress& a,
                             const SocketAddress& b, int64_t now_ns) {
-  return table_.WithExclusive(vni, [&](Endpoint* ep) {
+  return table_.Mutate(vni, [&](Endpoint* ep) {
     if (ep == nullptr) return false;
     const SocketAddress* addrs[2] = {&a, &b};
     for (int i = 0; i < 2; ++i) {

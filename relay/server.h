@@ -243,6 +243,16 @@ class Server {
   uint64_t expired_total() const {
     return expired_total_.load(std::memory_order_relaxed);
   }
+  // Who mirrors the bound pairs (the XDP tier), or null; it hears of every
+  // pair bound now at once (endpoint_table.h, PairObserver).
+  void SetPairObserver(PairObserver* observer);
+  // Traffic forwarded outside the relay core (by the XDP tier in the
+  // kernel) from `side` of the endpoint `vni` while it was the allocation
+  // `lamport_id`: moves the side's packet and byte figures, and its last
+  // seen time to `now_ns` when `packets` > 0, so the pair does not look
+  // idle to expiry. False when that endpoint is gone.
+  bool AddKernelTraffic(uint32_t vni, uint64_t lamport_id, int side,
+                        uint64_t packets, uint64_t bytes, int64_t now_ns);
   // Test and benchmark hook: marks both sides of `vni` bound to the given
   // addresses as if their handshakes had completed at `now_ns`.
   bool BindForTesting(uint32_t vni, const SocketAddress& a,

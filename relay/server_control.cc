@@ -59,7 +59,7 @@ bool Server::HandleControl(const uint8_t* pkt, size_t len,
     return drop(r);
   }
   // 2. Apply under the shard's exclusive lock, per dialect.
-  HandshakeOutcome out = table_.WithExclusive(m.vni, [&](Endpoint* ep) {
+  HandshakeOutcome out = table_.Mutate(m.vni, [&](Endpoint* ep) {
     if (ep == nullptr || ep->lamport_id != m.lamport) {
       return HandshakeOutcome{.reason = DropReason::kEndpointGone};
     }
