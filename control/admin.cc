@@ -17,6 +17,7 @@
 #include "disco/key.h"
 #include "common/clock.h"
 #include "control/process_stats.h"
+#include "engine/xdp_tier.h"
 
 namespace peerrelay::control {
 namespace {
@@ -473,17 +474,23 @@ HttpResponse Admin::Metrics() const {
   // stage="worker" for the receive workers (every datagram received is
   // counted once there: received = relayed + slow_path + dropped), and
   // stage="slow_path" for what the slow path did with what it was handed.
+  // stage="xdp" for what the kernel tier forwarded (received = relayed
+  // there: what it does not forward, the workers receive).
   const int workers = relay_->workers();
+  const engine::XdpTier* xdp = relay_->xdp();
   std::vector<relay::CountersSnapshot> blocks;
   for (int i = 0; i < workers; ++i) blocks.push_back(relay_->WorkerCounters(i));
   blocks.push_back(relay_->SlowPathCounters());
+  if (xdp != nullptr) blocks.push_back(relay_->XdpCounters());
   auto stage = [workers](size_t i) {
-    return int(i) == workers ? "slow_path" : "worker";
+    return int(i) == workers ? "slow_path"
+           : int(i) > workers ? "xdp"
+                              : "worker";
   };
   auto labels = [&](size_t i) {
     return std::vector<ClientMetric::Label>{
         {"stage", stage(i)},
-        {"worker", int(i) == workers ? "slow_path" : std::to_string(i)}};
+        {"worker", int(i) >= workers ? stage(i) : std::to_string(i)}};
   };
 #define PEERRELAY_EXPORT(field, metric, help)                    \
   {                                                              \
@@ -500,7 +507,8 @@ HttpResponse Admin::Metrics() const {
              "Datagrams dropped, by reason and by the stage that dropped them "
              "(every drop is silent on the wire).",
              MetricType::Counter);
-  for (const char* st : {"worker", "slow_path"}) {
+  for (const char* st : {"worker", "slow_path", "xdp"}) {
+    if (std::string(st) == "xdp" && xdp == nullptr) continue;
     for (size_t r = 0; r < relay::kNumDropReasons; ++r) {
       uint64_t n = 0;
       for (size_t i = 0; i < blocks.size(); ++i) {
@@ -538,6 +546,40 @@ HttpResponse Admin::Metrics() const {
           {"transport_out", out6 ? "udp6" : "udp4"}};
       add(fwd_packets, l, double(sum.forwarded_packets[i]));
       add(fwd_bytes, l, double(sum.forwarded_bytes[i]));
+    }
+  }
+
+  // The kernel tier's state.
+  MetricFamily* xdp_mode = family(
+      "xdp_mode",
+      "The XDP tier's mode: 1 for the one in use (off, native, generic, or "
+      "a mix as native+generic across interfaces).",
+      MetricType::Gauge);
+  add(xdp_mode, {{"mode", xdp != nullptr ? xdp->mode() : "off"}}, 1);
+  if (xdp != nullptr) {
+    add(family("xdp_pairs",
+               "Bound pairs in the XDP tier's map, forwarded in the kernel.",
+               MetricType::Gauge),
+        {}, double(xdp->pairs()));
+    MetricFamily* kept = family(
+        "xdp_pairs_on_sockets_total",
+        "Bound pairs (or re-binds) the XDP tier left to the sockets, by why: "
+        "mixed_family (sides of different address families), map_full "
+        "(--xdp_max_pairs), map_error (the kernel refused the update).",
+        MetricType::Counter);
+    add(kept, {{"reason", "mixed_family"}}, double(xdp->pairs_mixed_family()));
+    add(kept, {{"reason", "map_full"}}, double(xdp->pairs_map_full()));
+    add(kept, {{"reason", "map_error"}}, double(xdp->map_errors()));
+    MetricFamily* passed = family(
+        "xdp_passed_datagrams_total",
+        "Datagrams for the relay's address and port that the XDP program "
+        "handed to the sockets unchanged, by why (the workers then receive "
+        "and count them).",
+        MetricType::Counter);
+    const auto passes = xdp->Passes();
+    for (int r = 0; r < XDP_PASS_REASONS; ++r) {
+      add(passed, {{"reason", engine::XdpPassReasonName(r)}},
+          double(passes[r]));
     }
   }
 

@@ -76,6 +76,9 @@ absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(relay::Server* server,
                                               options.clock,
                                               /*start_thread=*/true, capture);
 
+  // The kernel tier mirrors the bound pairs from here on (those bound
+  // already, too).
+  if (options.xdp != nullptr) server->SetPairObserver(options.xdp);
   r->StartThreads(workers);
   return r;
 }
@@ -163,6 +166,11 @@ void Relay::StartThreads(int workers) {
       usleep(50'000);
       const int64_t now = clock->NowNs();
       if (now >= next) {
+        // Kernel-forwarded traffic first: it refreshes last-seen times, so
+        // the sweep does not take busy pairs for idle ones.
+        if (self->options_.xdp != nullptr) {
+          self->options_.xdp->Harvest(self->server_, now);
+        }
         self->server_->Expire(now);
         next = now + self->options_.expire_interval_ns;
       }
@@ -179,6 +187,10 @@ void Relay::Stop() {
   for (std::thread& t : threads_) t.join();
   if (expiry_.joinable()) expiry_.join();
   if (slow_) slow_->Stop();  // after the workers: nothing more is queued
+  if (options_.xdp != nullptr) {
+    server_->SetPairObserver(nullptr);
+    options_.xdp->Harvest(server_, options_.clock->NowNs());
+  }
   for (const SocketInfo& s : sockets_) close(s.fd);
 }
 
@@ -194,15 +206,20 @@ relay::CountersSnapshot Relay::SlowPathCounters() const {
   return s;
 }
 
+relay::CountersSnapshot Relay::XdpCounters() const {
+  return options_.xdp != nullptr ? options_.xdp->Counters()
+                                 : relay::CountersSnapshot{};
+}
+
 relay::CountersSnapshot Relay::DataPlaneCounters() const {
   relay::CountersSnapshot s;
   for (size_t i = 0; i < sockets_.size(); ++i) s.Add(worker_counters_[i]);
+  s.Add(XdpCounters());
   return s;
 }
 
 relay::CountersSnapshot Relay::Counters() const {
-  relay::CountersSnapshot s;
-  for (size_t i = 0; i < sockets_.size(); ++i) s.Add(worker_counters_[i]);
+  relay::CountersSnapshot s = DataPlaneCounters();
   s.Add(slow_counters_);
   return s;
 }

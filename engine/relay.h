@@ -28,6 +28,7 @@
 #include "engine/packet_writer.h"
 #include "engine/uring_worker.h"
 #include "engine/worker_path.h"
+#include "engine/xdp_tier.h"
 #include "relay/counters.h"
 #include "relay/server.h"
 
@@ -75,6 +76,11 @@ struct RelayOptions {
   PcapWriter* capture = nullptr;
   // How the io_uring workers use their rings (uring_worker.h).
   UringOptions uring;
+  // The kernel tier (xdp_tier.h), attached by the caller, or null. While the
+  // relay runs it is the server's pair observer; it is harvested before
+  // every expiry sweep (and once more on Stop) and counted in Counters()
+  // and DataPlaneCounters(). Must outlive the relay.
+  XdpTier* xdp = nullptr;
 };
 
 class Relay {
@@ -107,6 +113,9 @@ class Relay {
   relay::CountersSnapshot DataPlaneCounters() const;
   relay::CountersSnapshot WorkerCounters(int i) const;
   relay::CountersSnapshot SlowPathCounters() const;
+  // What the kernel tier forwarded (zero without one): received = relayed.
+  relay::CountersSnapshot XdpCounters() const;
+  XdpTier* xdp() const { return options_.xdp; }
 
  private:
   Relay() = default;

@@ -187,7 +187,53 @@ absl::Status XdpTier::Load() {
   return absl::OkStatus();
 }
 
+namespace {
+// "1" in /proc/sys/net/ipv{4,6}/conf/IF/forwarding (false when unreadable:
+// no IPv6 on the interface, say).
+bool ForwardingOn(absl::string_view family, const std::string& interface) {
+  std::ifstream f(absl::StrCat("/proc/sys/net/", family, "/conf/", interface,
+                               "/forwarding"));
+  int v = 0;
+  return f >> v && v != 0;
+}
+}  // namespace
+
+absl::Status XdpTier::CheckForwarding() {
+  // The program asks the kernel's FIB for the next hop, and the kernel
+  // answers only for interfaces with forwarding on (it refuses otherwise,
+  // and every datagram would go up to the sockets). On with a FORWARD
+  // policy of drop, the host still routes nothing else (docs/xdp.md).
+  const bool want_v6 = !options_.listen.is_ipv4();
+  for (const std::string& name : options_.interfaces) {
+    const bool v4 = ForwardingOn("ipv4", name);
+    const bool v6 = want_v6 && ForwardingOn("ipv6", name);
+    if (!v4 && !v6) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "xdp: forwarding is off on ", name,
+          ", and the kernel's FIB lookup answers only where it is on: set "
+          "net.ipv4.conf.", name, ".forwarding=1",
+          want_v6 ? absl::StrCat(" and net.ipv6.conf.", name, ".forwarding=1")
+                  : "",
+          " (see docs/xdp.md)"));
+    }
+    if (!v4) {
+      warnings_.push_back(absl::StrCat(
+          "xdp: IPv4 forwarding is off on ", name,
+          ": IPv4 pairs stay on the sockets (net.ipv4.conf.", name,
+          ".forwarding=1)"));
+    }
+    if (want_v6 && !v6) {
+      warnings_.push_back(absl::StrCat(
+          "xdp: IPv6 forwarding is off on ", name,
+          ": IPv6 pairs stay on the sockets (net.ipv6.conf.", name,
+          ".forwarding=1)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status XdpTier::AttachAll() {
+  if (absl::Status s = CheckForwarding(); !s.ok()) return s;
   const int prog_fd = bpf_program__fd(skel_->progs.relay_xdp);
   std::vector<std::string> modes;
   for (const std::string& name : options_.interfaces) {

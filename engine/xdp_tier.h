@@ -97,6 +97,9 @@ class XdpTier : public relay::PairObserver {
   const std::vector<std::string>& interfaces() const {
     return options_.interfaces;
   }
+  // What the caller should log after a successful Attach (a family that
+  // will stay on the sockets, and why).
+  const std::vector<std::string>& warnings() const { return warnings_; }
   // Pairs in the kernel's map now.
   size_t pairs() const;
   // Bound pairs left in user space: their sides are of different address
@@ -116,6 +119,7 @@ class XdpTier : public relay::PairObserver {
  private:
   explicit XdpTier(XdpOptions options);
   absl::Status Load();
+  absl::Status CheckForwarding();
   absl::Status AttachAll();
   absl::Status ZeroSlot(uint32_t slot);
   absl::Status ReadSlot(uint32_t slot, xdp_slot_stats* out) const;
@@ -125,6 +129,7 @@ class XdpTier : public relay::PairObserver {
 
   XdpOptions options_;
   std::string mode_;
+  std::vector<std::string> warnings_;
   xdp_relay* skel_ = nullptr;
   std::vector<int> link_fds_;
   int ncpus_ = 1;

@@ -52,6 +52,17 @@ void CountersSnapshot::Add(const Counters& c) {
   }
 }
 
+void CountersSnapshot::Add(const CountersSnapshot& c) {
+#define PEERRELAY_ADD_VALUE(field, metric, help) field += c.field;
+  PEERRELAY_COUNTER_FIELDS(PEERRELAY_ADD_VALUE)
+#undef PEERRELAY_ADD_VALUE
+  for (size_t i = 0; i < kNumDropReasons; ++i) dropped[i] += c.dropped[i];
+  for (size_t i = 0; i < 4; ++i) {
+    forwarded_packets[i] += c.forwarded_packets[i];
+    forwarded_bytes[i] += c.forwarded_bytes[i];
+  }
+}
+
 uint64_t CountersSnapshot::DroppedTotal() const {
   uint64_t n = 0;
   for (uint64_t d : dropped) n += d;

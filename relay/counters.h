@@ -167,6 +167,7 @@ struct CountersSnapshot {
   std::array<uint64_t, 4> forwarded_packets{}, forwarded_bytes{};
 
   void Add(const Counters& c);
+  void Add(const CountersSnapshot& c);
   uint64_t Dropped(DropReason r) const {
     return dropped[static_cast<size_t>(r)];
   }

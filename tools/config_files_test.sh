@@ -7,6 +7,7 @@ set -euo pipefail
 RELAYD="$1"
 FLAGS="$2"
 UNIT="$3"
+XDP_DROPIN="$4"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
@@ -63,5 +64,17 @@ if command -v systemd-analyze > /dev/null; then
   echo "config files test: unit exposure $score"
 else
   echo "config files test: systemd-analyze absent, unit score not checked"
+fi
+# XDP's privileges come only with its drop-in: the unit grants neither
+# capability nor bpf(); the drop-in grants both and nothing else.
+grep -Eq "CAP_BPF|CAP_NET_ADMIN" <(grep -v '^#' "$UNIT") && fail "the unit grants XDP's capabilities"
+grep -q "^CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_BPF CAP_NET_ADMIN$" "$XDP_DROPIN" || fail "drop-in bounding set"
+grep -q "^AmbientCapabilities=CAP_NET_BIND_SERVICE CAP_BPF CAP_NET_ADMIN$" "$XDP_DROPIN" || fail "drop-in ambient set"
+grep -q "^SystemCallFilter=bpf$" "$XDP_DROPIN" || fail "drop-in does not allow bpf()"
+[ "$(grep -cv -e '^#' -e '^$' "$XDP_DROPIN")" = 4 ] || fail "drop-in sets more than [Service] and its three lines"
+if command -v systemd-analyze > /dev/null; then
+  # bpf() is one of the calls the unit denies, so the drop-in must allow it.
+  grep -qw bpf <(systemd-analyze syscall-filter @privileged 2>/dev/null) \
+    || fail "bpf no longer in @privileged: revisit relayd-xdp.conf"
 fi
 echo "config files test: 1 passed, 0 failed"

@@ -80,6 +80,7 @@ printf '# Client disco keys allowed to allocate over UDP: discokey:<hex>, one pe
   > "$pkg/etc/relayd/allowlist"
 chmod 0644 "$pkg/etc/relayd/allowlist"
 install -m 0644 "$root/tools/grafana/relayd-dashboard.json" "$pkg/usr/share/relayd/grafana/"
+install -m 0644 "$root/tools/relayd-xdp.conf" "$pkg/usr/share/relayd/relayd-xdp.conf"
 install -m 0644 "$root/README.md" "$pkg/usr/share/doc/relayd/README.md"
 # Man pages from the binaries' own help: every flag they have, no other.
 "$pkg/usr/bin/relayd" --help | python3 "$root/tools/packaging/manpage.py" relayd 8 "$version" \

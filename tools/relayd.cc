@@ -115,6 +115,7 @@ struct Running {
   std::unique_ptr<LamportFile> lamport;  // with --key_file; outlives server
   std::unique_ptr<relay::Server> server;
   std::unique_ptr<PcapWriter> capture;  // --capture_file; outlives relay
+  std::unique_ptr<engine::XdpTier> xdp;  // --xdp; outlives relay
   std::unique_ptr<engine::Relay> relay;
   std::unique_ptr<control::Admin> admin;  // null with --admin_listen=off
 };
@@ -236,13 +237,39 @@ absl::StatusOr<Running> StartServing(const RelaydConfig& c,
                   " bytes): the file holds client addresses and traffic, "
                   "and capturing slows the relay; delete it when done");
   }
+  if (c.xdp != "off") {
+    auto t = engine::XdpTier::Attach({.mode = c.xdp,
+                                      .interfaces = c.xdp_interfaces,
+                                      .port = c.port,
+                                      .listen = c.listen,
+                                      .max_pairs = c.xdp_max_pairs});
+    if (!t.ok()) {
+      // One line, and the sockets carry everything as without --xdp.
+      PEERRELAY_LOG(kWarning, t.status().message(),
+                    "; relaying through the sockets only");
+    } else {
+      r.xdp = std::move(*t);
+      for (const std::string& w : r.xdp->warnings()) {
+        PEERRELAY_LOG(kWarning, w);
+      }
+      PEERRELAY_LOG(kNotice, "xdp: bound pairs forwarded in the kernel on ",
+                    absl::StrJoin(c.xdp_interfaces, ","), " (", r.xdp->mode(),
+                    " mode)");
+      if (r.capture != nullptr) {
+        PEERRELAY_LOG(kWarning, "capture: datagrams the XDP tier forwards in "
+                      "the kernel never reach relayd and are not in ",
+                      c.capture_file);
+      }
+    }
+  }
   auto relay = engine::Relay::Start(r.server.get(),
                                     {.bind = c.listen,
                                      .workers = c.workers,
                                      .engine = c.engine,
                                      .pin_cpus = c.pin_cpus,
                                      .capture = r.capture.get(),
-                                     .uring = c.uring});
+                                     .uring = c.uring,
+                                     .xdp = r.xdp.get()});
   if (!relay.ok()) return relay.status();
   r.relay = std::move(*relay);
   if (!r.port_guard) {

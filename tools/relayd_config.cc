@@ -105,7 +105,21 @@ ABSL_FLAG(std::string, capture_file, "",
           "record every datagram relayd receives and sends to this pcap file "
           "(off when empty). The file holds client addresses and traffic: "
           "use it to diagnose or to record a capture for loadtest/pcap_replay, "
-          "then delete it");
+          "then delete it. With --xdp on, datagrams the kernel forwards "
+          "never reach relayd and are not in the file");
+ABSL_FLAG(std::string, xdp, "off",
+          "XDP tier: forward bound pairs' data in the kernel's driver hook "
+          "(docs/xdp.md). off; native (the driver's hook); generic (any "
+          "interface, slower); auto (native where the driver has it, else "
+          "generic). Needs CAP_BPF and CAP_NET_ADMIN and forwarding on the "
+          "interfaces; when attaching fails relayd says why in one line and "
+          "relays through its sockets");
+ABSL_FLAG(std::vector<std::string>, xdp_interfaces, {},
+          "interfaces to attach the XDP tier to (comma-separated), the ones "
+          "clients reach the relay through; required with --xdp");
+ABSL_FLAG(uint32_t, xdp_max_pairs, 65536,
+          "bound pairs the XDP tier forwards at once; pairs past it stay on "
+          "the sockets");
 ABSL_FLAG(uint64_t, capture_max_bytes, 100ull << 20,
           "stop recording once --capture_file reaches this size");
 ABSL_FLAG(double, alloc_rate, 5, "HTTP allocations per second per caller");
@@ -416,13 +430,36 @@ absl::StatusOr<RelaydConfig> ParseConfig(bool read_only) {
     return Fail("--stop_timeout must be 0 or more");
   }
   c.status_file = absl::GetFlag(FLAGS_status_file);
+  c.xdp = absl::GetFlag(FLAGS_xdp);
+  if (c.xdp != "off" && c.xdp != "auto" && c.xdp != "native" &&
+      c.xdp != "generic") {
+    return Fail("--xdp must be off, auto, native or generic");
+  }
+  c.xdp_interfaces = absl::GetFlag(FLAGS_xdp_interfaces);
+  for (const std::string& i : c.xdp_interfaces) {
+    if (i.empty() || i.size() >= 16 || i.find('/') != std::string::npos) {
+      return Fail(absl::StrCat("--xdp_interfaces: \"", i,
+                               "\" is not an interface name"));
+    }
+  }
+  if (c.xdp != "off" && c.xdp_interfaces.empty()) {
+    return Fail("--xdp needs --xdp_interfaces (the interfaces clients "
+                "reach the relay through)");
+  }
+  if (c.xdp != "off" && c.port == 0) {
+    return Fail("--xdp needs a fixed --port");
+  }
+  c.xdp_max_pairs = absl::GetFlag(FLAGS_xdp_max_pairs);
+  if (c.xdp_max_pairs == 0 || c.xdp_max_pairs > (1u << 24)) {
+    return Fail("--xdp_max_pairs must be 1..16777216");
+  }
   return c;
 }
 
 int PrintCheck(const RelaydConfig& c) {
   std::printf("config ok: port %d, listen %s, engine %s, profile %s, "
               "key %s, %zu allowlisted keys, admin %s, metrics %s, HTTP "
-              "allocation %s, log level %s\n",
+              "allocation %s, log level %s, xdp %s\n",
               c.port, c.listen.IpString().c_str(),
               c.engine.c_str(),
               std::string(disco::DialectName(c.dialect)).c_str(),
@@ -434,7 +471,12 @@ int PrintCheck(const RelaydConfig& c) {
               c.metrics_listen ? c.metrics_listen->ToString().c_str()
                                : "on the admin listener",
               c.token.empty() ? "refused (no token)" : "token required",
-              std::string(log::LevelName(c.log_level)).c_str());
+              std::string(log::LevelName(c.log_level)).c_str(),
+              c.xdp == "off"
+                  ? "off"
+                  : absl::StrCat(c.xdp, " on ",
+                                 absl::StrJoin(c.xdp_interfaces, ","))
+                        .c_str());
   // What clients would be told (the port as configured: with --port=0 the
   // kernel picks it at start).
   const std::vector<SocketAddress> adv = Advertised(c, c.port);

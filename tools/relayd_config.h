@@ -57,6 +57,11 @@ struct RelaydConfig {
   std::string capture_file;
   uint64_t capture_max_bytes = 0;
   engine::UringOptions uring;
+  // The XDP tier: "off", "auto", "native" or "generic", on these
+  // interfaces, for at most this many pairs.
+  std::string xdp = "off";
+  std::vector<std::string> xdp_interfaces;
+  uint32_t xdp_max_pairs = 65536;
 };
 
 // Reads and checks every flag except --print_public_key and --check_config.
