@@ -93,7 +93,9 @@ std::vector<uint8_t> Build(const Frame& f) {
   const uint16_t len_field = static_cast<uint16_t>(udp_len + f.udp_len_delta);
   udp[4] = len_field >> 8;
   udp[5] = len_field & 0xFF;
-  std::memcpy(&udp[8], f.payload.data(), f.payload.size());
+  if (!f.payload.empty()) {
+    std::memcpy(&udp[8], f.payload.data(), f.payload.size());
+  }
   // Pseudo-header + UDP.
   uint32_t sum = 0;
   const size_t alen = v6 ? 16 : 4;

@@ -15,6 +15,10 @@ PACKAGES=(
   libpcap-dev
   libcpp-httplib-dev nlohmann-json3-dev prometheus-cpp-dev libsystemd-dev
   iproute2 procps
+  # The XDP tier: the BPF program is built by clang (above) for the BPF
+  # target against libbpf's headers, bpftool makes its skeleton; its tests
+  # use network namespaces, veth and ethtool.
+  libbpf-dev bpftool ethtool
   curl dpkg-dev adduser systemd
   python3 gnuplot-nox coturn
   tshark
