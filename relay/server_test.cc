@@ -824,3 +824,77 @@ TEST_P(ServerTest, EveryDatagramIsAccounted) {
 
 }  // namespace
 }  // namespace peerrelay::relay
+
+namespace peerrelay::relay {
+namespace {
+
+// Records what the table tells its pair observer, in order.
+class RecordingObserver : public PairObserver {
+ public:
+  void PairBound(const Endpoint& ep) override {
+    events.push_back(absl::StrCat("bound ", ep.vni, " ", ep.sides[0].addr.ToString(),
+                                  " ", ep.sides[1].addr.ToString()));
+  }
+  void PairRemoved(const Endpoint& ep) override {
+    events.push_back(absl::StrCat("removed ", ep.vni));
+  }
+  std::vector<std::string> events;
+};
+
+TEST_P(ServerTest, PairObserverFollowsBindRebindAndRemovalInOrder) {
+  RecordingObserver obs;
+  server_->SetPairObserver(&obs);
+  const EndpointInfo ep = AllocateAB();
+  // One side bound: nothing to mirror yet.
+  ASSERT_TRUE(relay::DriveHandshake(*a_, *server_, now_, &c_));
+  EXPECT_TRUE(obs.events.empty());
+  ASSERT_TRUE(relay::DriveHandshake(*b_, *server_, now_, &c_));
+  // Sides are sorted by key: name them as the table does.
+  const bool a_first = a_->key() < b_->key();
+  auto pair = [&](const SocketAddress& a, const SocketAddress& b) {
+    return absl::StrCat("bound ", ep.vni, " ",
+                        (a_first ? a : b).ToString(), " ",
+                        (a_first ? b : a).ToString());
+  };
+  ASSERT_EQ(obs.events.size(), 1u);
+  EXPECT_EQ(obs.events[0], pair(a_->address(), b_->address()));
+  if (IsCurrent()) {
+    // A re-bind from a new address changes the pair; one from the same
+    // address changes nothing and says nothing.
+    ASSERT_TRUE(relay::DriveHandshake(*b_, *server_, now_, &c_, 2));
+    EXPECT_EQ(obs.events.size(), 1u);
+    b_->set_address(Addr("[2001:db8::b]:3003"));
+    ASSERT_TRUE(relay::DriveHandshake(*b_, *server_, now_, &c_, 3));
+    ASSERT_EQ(obs.events.size(), 2u);
+    EXPECT_EQ(obs.events[1], pair(a_->address(), b_->address()));
+    // An observer set now hears of the bound pair at once.
+    RecordingObserver mid;
+    server_->SetPairObserver(&mid);
+    ASSERT_EQ(mid.events.size(), 1u);
+    EXPECT_EQ(mid.events[0], obs.events[1]);
+    server_->SetPairObserver(&obs);
+    obs.events.pop_back();  // the replay to obs itself
+    // Expiry removes it.
+    EXPECT_EQ(server_->Expire(now_ + kDefaultSteadyStateLifetime + kSecond),
+              1u);
+    ASSERT_EQ(obs.events.size(), 3u);
+    EXPECT_EQ(obs.events[2], absl::StrCat("removed ", ep.vni));
+  } else {
+    // The seed dialect replaces a bound endpoint on re-allocation: the old
+    // pair is removed before anything else can bind the new one.
+    const EndpointInfo again =
+        server_->Allocate(a_->key(), b_->key(), now_).value();
+    ASSERT_EQ(obs.events.size(), 2u);
+    EXPECT_EQ(obs.events[1], absl::StrCat("removed ", ep.vni));
+    EXPECT_NE(again.vni, ep.vni);
+  }
+  // A new observer hears of every pair bound now, and an unbound endpoint
+  // is not one.
+  RecordingObserver late;
+  server_->SetPairObserver(&late);
+  EXPECT_TRUE(late.events.empty());
+  server_->SetPairObserver(nullptr);
+}
+
+}  // namespace
+}  // namespace peerrelay::relay
