@@ -28,6 +28,9 @@
 #include "client/wire.h"
 
 ABSL_FLAG(std::string, relay, "", "relay address, ip:port or [ip6]:port (required)");
+ABSL_FLAG(std::string, local, "",
+          "the clients' IP address (their sockets bind to it, a port each); "
+          "empty: loopback of the relay's family (127.0.0.1 or ::1)");
 ABSL_FLAG(std::string, server_key, "",
           "relayd's discokey: (required for UDP allocation; with HTTP "
           "allocation it is read from the admin API)");
@@ -114,6 +117,15 @@ int Main(int argc, char** argv) {
   auto relay = SocketAddress::Parse(absl::GetFlag(FLAGS_relay));
   if (!relay.ok()) return Fail("--relay must be ip:port or [ip6]:port", 2);
   so.relay = *relay;
+  const std::string local = absl::GetFlag(FLAGS_local);
+  so.local = SocketAddress::Parse(so.relay.is_ipv4() ? "127.0.0.1:0" : "[::1]:0").value();
+  if (!local.empty()) {
+    auto l = SocketAddress::ParseWithDefaultPort(local, 0);
+    if (!l.ok() || l->port() != 0 || l->is_ipv4() != so.relay.is_ipv4()) {
+      return Fail("--local must be an IP address of the relay's family", 2);
+    }
+    so.local = *l;
+  }
   if (!disco::ParseDialect(absl::GetFlag(FLAGS_profile), &so.dialect)) {
     return Fail("--profile must be current or seed", 2);
   }
@@ -210,6 +222,7 @@ int Main(int argc, char** argv) {
   }
   if (setup->pairs.empty()) return Fail("no pair could be set up");
   to.capture_peer = so.relay;
+  to.local = so.local;
   TrafficResult r = RunTraffic(*setup, so.relay, to, progress);
   uint64_t to_relay = r.sent + r.forged;
   for (const UdpSocket& s : setup->sockets) to_relay += s.sent_datagrams();

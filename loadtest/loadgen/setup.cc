@@ -226,11 +226,8 @@ absl::StatusOr<Setup> SetUp(const SetupOptions& o, std::FILE* progress) {
     return absl::InvalidArgumentError(
         "TURN mode needs a socket per client (at most 1000 pairs)");
   }
-  const SocketAddress any =
-      SocketAddress::Parse(o.relay.is_ipv4() ? "127.0.0.1:0" : "[::1]:0")
-          .value();
   for (int i = 0; i < nsock; ++i) {
-    auto s = UdpSocket::Open(any);
+    auto s = UdpSocket::Open(o.local);
     if (!s.ok()) {
       return absl::Status(s.status().code(),
                           absl::StrCat("socket ", i, ": ", s.status().message()));

@@ -23,6 +23,8 @@ namespace peerrelay::loadgen {
 
 struct SetupOptions {
   SocketAddress relay;
+  // Where the client sockets bind (port 0: one each).
+  SocketAddress local = SocketAddress::Parse("127.0.0.1:0").value();
   disco::DiscoKey server_key;
   disco::Dialect dialect = disco::Dialect::kCurrent;
   int pairs = 1;
