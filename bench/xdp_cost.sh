@@ -3,7 +3,8 @@
 # per relayed datagram at the same offered load, in interleaved rounds.
 #
 #   bash bench/xdp_cost.sh [--rounds 3] [--rate 80000] [--pairs 64]
-#                          [--sizes "64 1400"] [--seconds 4] [MODE ...]
+#                          [--sizes "64 1400"] [--seconds 4] [--burst 1]
+#                          [MODE ...]
 #
 # Modes (default: all): io_uring, mmsg (relayd's socket engines, --xdp=off),
 # xdp_native, xdp_generic (--xdp on the relay's interface, io_uring beside
@@ -14,7 +15,8 @@
 #     receive processing (its NAPI, threaded and pinned here), where the
 #     XDP program runs, or the kernel's UDP receive path for the sockets.
 #   CPU 1: the generator (loadgen: --pairs pairs bound with real
-#     handshakes, one datagram per send, pairs in turn, paced to --rate)
+#     handshakes, --burst datagrams per sendmmsg (1: each datagram alone),
+#     pairs in turn, paced to --rate)
 #     and the generator end's receive processing.
 # Measured: CPU 0's busy time from /proc/stat (user, system, irq, softirq)
 # over --seconds after a second of traffic, divided by what relayd relayed
@@ -29,7 +31,7 @@
 # Needs root, iproute2, ethtool, curl.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-rounds=3; rate=80000; pairs=64; sizes="64 1400"; seconds=4; modes=()
+rounds=3; rate=80000; pairs=64; sizes="64 1400"; seconds=4; burst=1; modes=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -37,6 +39,7 @@ while [ $# -gt 0 ]; do
     --pairs) pairs=$2; shift 2 ;;
     --sizes) sizes=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
+    --burst) burst=$2; shift 2 ;;
     -*) echo "xdp_cost: unknown flag $1" >&2; exit 2 ;;
     *) modes+=("$1"); shift ;;
   esac
@@ -129,7 +132,7 @@ for r in $(seq "$rounds"); do
       total=$((seconds + 4))
       ip netns exec "$G" "$bin/loadgen" --relay=10.77.0.1:7777 --local=10.77.0.2 --admin=10.77.0.1:9780 \
         --token_file="$work/token" --pairs="$pairs" --setup_rate=0 --size="$size" \
-        --burst=plain --burst_size=1 --rate="$rate" --rx=count --quiet --cpu=1 \
+        --burst=plain --burst_size="$burst" --rate="$rate" --rx=count --quiet --cpu=1 \
         --duration="${total}s" --json="$work/g.json" > /dev/null 2> "$work/g.err" &
       gpid=$!
       if [[ "$m" == xdp_* ]]; then sysctl -qw kernel.bpf_stats_enabled=1; fi
