@@ -118,7 +118,6 @@ int Main(int argc, char** argv) {
   if (!relay.ok()) return Fail("--relay must be ip:port or [ip6]:port", 2);
   so.relay = *relay;
   const std::string local = absl::GetFlag(FLAGS_local);
-  so.local = SocketAddress::Parse(so.relay.is_ipv4() ? "127.0.0.1:0" : "[::1]:0").value();
   if (!local.empty()) {
     auto l = SocketAddress::ParseWithDefaultPort(local, 0);
     if (!l.ok() || l->port() != 0 || l->is_ipv4() != so.relay.is_ipv4()) {

@@ -226,8 +226,12 @@ absl::StatusOr<Setup> SetUp(const SetupOptions& o, std::FILE* progress) {
     return absl::InvalidArgumentError(
         "TURN mode needs a socket per client (at most 1000 pairs)");
   }
+  const SocketAddress local =
+      o.local ? *o.local
+              : SocketAddress::Parse(o.relay.is_ipv4() ? "127.0.0.1:0" : "[::1]:0")
+                    .value();
   for (int i = 0; i < nsock; ++i) {
-    auto s = UdpSocket::Open(o.local);
+    auto s = UdpSocket::Open(local);
     if (!s.ok()) {
       return absl::Status(s.status().code(),
                           absl::StrCat("socket ", i, ": ", s.status().message()));

@@ -23,8 +23,9 @@ namespace peerrelay::loadgen {
 
 struct SetupOptions {
   SocketAddress relay;
-  // Where the client sockets bind (port 0: one each).
-  SocketAddress local = SocketAddress::Parse("127.0.0.1:0").value();
+  // Where the client sockets bind (port 0: one each); unset: the loopback
+  // address of the relay's family.
+  std::optional<SocketAddress> local;
   disco::DiscoKey server_key;
   disco::Dialect dialect = disco::Dialect::kCurrent;
   int pairs = 1;

@@ -348,8 +348,12 @@ TrafficResult RunTraffic(Setup& setup, const SocketAddress& relay,
   // Forgers: plain sockets of their own (the relay limits per source).
   std::vector<UdpSocket> forgers;
   if (o.forge_rate > 0) {
+    const SocketAddress local =
+        o.local ? *o.local
+                : SocketAddress::Parse(relay.is_ipv4() ? "127.0.0.1:0" : "[::1]:0")
+                      .value();
     for (int i = 0; i < o.forge_sockets; ++i) {
-      auto s = UdpSocket::Open(o.local);
+      auto s = UdpSocket::Open(local);
       if (s.ok()) forgers.push_back(std::move(*s));
     }
   }

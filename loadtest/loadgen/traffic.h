@@ -6,6 +6,7 @@
 #define PEERRELAY_LOADTEST_LOADGEN_TRAFFIC_H_
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,8 +28,9 @@ using client::wire::WriteDatagram;
 using client::wire::WriteHeader;
 
 struct TrafficOptions {
-  // Where the forgers' sockets bind (the clients' address; port 0).
-  SocketAddress local = SocketAddress::Parse("127.0.0.1:0").value();
+  // Where the forgers' sockets bind (the clients' address; port 0); unset:
+  // the loopback address of the relay's family.
+  std::optional<SocketAddress> local;
   size_t size = 64;        // UDP payload, Geneve header included
   double rate = 0;         // datagrams per second in all; 0: as fast as possible
   double duration_s = 5;
