@@ -189,7 +189,7 @@ void Relay::Stop() {
   if (slow_) slow_->Stop();  // after the workers: nothing more is queued
   if (options_.xdp != nullptr) {
     server_->SetPairObserver(nullptr);
-    options_.xdp->Harvest(server_, options_.clock->NowNs());
+    options_.xdp->Harvest(server_, options_.clock->NowNs(), /*last=*/true);
   }
   for (const SocketInfo& s : sockets_) close(s.fd);
 }

@@ -374,7 +374,7 @@ size_t XdpTier::pairs() const {
   return mirrored_.size();
 }
 
-void XdpTier::Harvest(relay::Server* server, int64_t now_ns) {
+void XdpTier::Harvest(relay::Server* server, int64_t now_ns, bool last) {
   RefreshLocalAddresses();
   struct Moved {
     uint32_t vni;
@@ -408,7 +408,7 @@ void XdpTier::Harvest(relay::Server* server, int64_t now_ns) {
     // run that had looked it up before.
     size_t kept = 0;
     for (const auto& [slot, retired_at] : retiring_) {
-      if (harvests_ >= retired_at + 2) {
+      if (last || harvests_ >= retired_at + 2) {
         collect(slots_[slot], false);
         free_slots_.push_back(slot);
       } else {

@@ -85,8 +85,9 @@ class XdpTier : public relay::PairObserver {
   // Reads what the kernel forwarded since the last call into `server`'s
   // endpoints and this tier's counters, frees the slots of pairs removed
   // before the previous call, and refreshes the local addresses. Called
-  // from one thread (the relay's expiry thread).
-  void Harvest(relay::Server* server, int64_t now_ns);
+  // from one thread (the relay's expiry thread). `last`: the relay is
+  // stopping; every removed pair's slot is read now.
+  void Harvest(relay::Server* server, int64_t now_ns, bool last = false);
 
   // The tier's counters: received = relayed (everything else passed up).
   relay::CountersSnapshot Counters() const;

@@ -111,8 +111,10 @@ double Metric(const std::string& text, const std::string& name,
 // One relayd in the relay namespace.
 class Relayd {
  public:
+  // `unprivileged`: relayd runs as root without CAP_BPF, CAP_NET_ADMIN and
+  // CAP_SYS_ADMIN (as under the unit without its XDP drop-in).
   Relayd(const std::string& mode, int port, int admin_port,
-         const std::string& interface = "xr0") {
+         const std::string& interface = "xr0", bool unprivileged = false) {
     const char* srcdir = std::getenv("TEST_SRCDIR");
     const std::string relayd =
         absl::StrCat(srcdir ? srcdir : ".", "/peerrelay/tools/relayd");
@@ -126,15 +128,19 @@ class Relayd {
     chmod(token_file_.c_str(), 0600);
     log_ = absl::StrCat(dir_, "/relayd-", port, ".log");
     admin_ = absl::StrCat("10.66.0.1:", admin_port);
-    std::vector<std::string> args = {
-        "/usr/sbin/ip", "netns", "exec", kNs, relayd,
+    std::vector<std::string> args = {"/usr/sbin/ip", "netns", "exec", kNs};
+    if (unprivileged) {
+      args.insert(args.end(), {"/usr/bin/setpriv",
+                               "--bounding-set=-bpf,-net_admin,-sys_admin"});
+    }
+    args.insert(args.end(), {relayd,
         absl::StrCat("--port=", port), "--listen=::",
         absl::StrCat("--advertise=10.66.0.1:", port),
         absl::StrCat("--admin_listen=", admin_),
         absl::StrCat("--admin_token_file=", token_file_), "--workers=1",
         "--steady_state_lifetime=4s", "--bind_lifetime=10s",
         absl::StrCat("--xdp=", mode),
-        absl::StrCat("--xdp_interfaces=", interface)};
+        absl::StrCat("--xdp_interfaces=", interface)});
     pid_ = fork();
     if (pid_ == 0) {
       const int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -473,6 +479,19 @@ TEST_F(XdpEndToEnd, FallsBackToSocketsAndDetachesWhenKilled) {
             std::string::npos)
       << third.Log();
   third.Stop(SIGTERM);
+
+  // No privilege (the unit without its drop-in): the same kind of line.
+  Relayd fourth("generic", 7780, 9783, "xr0", /*unprivileged=*/true);
+  ASSERT_TRUE(fourth.Ready()) << fourth.Log();
+  EXPECT_NE(fourth.Log().find("not permitted: relayd needs CAP_BPF and "
+                              "CAP_NET_ADMIN"),
+            std::string::npos)
+      << fourth.Log();
+  EXPECT_NE(fourth.Log().find("relaying through the sockets only"),
+            std::string::npos);
+  EXPECT_EQ(Metric(fourth.Metrics(), "peerrelay_xdp_mode", {"mode=\"off\""}),
+            1);
+  fourth.Stop(SIGTERM);
 
   // SIGKILL: nothing is left forwarding for a dead relay.
   relayd_->Stop(SIGKILL);
