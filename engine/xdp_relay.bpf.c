@@ -171,11 +171,13 @@ static __always_inline void count(const struct xdp_pair *p, int from,
   }
 }
 
-/* Checks the UDP header and the Geneve header after it; returns the bound
- * pair, or null with *reason set. */
-static __always_inline const struct xdp_pair *lookup_pair(struct udphdr *udp,
-                                                          void *end,
-                                                          __u32 *reason) {
+/* The other side of the bound pair this datagram (UDP header `udp`, from
+ * `saddr` of `family`) belongs to, with *from set to the sender's side; or
+ * null with *reason set: no whole Geneve header, the control bit, no bound
+ * pair for the VNI, or a source that is neither side. */
+static __always_inline const struct xdp_side *
+peer_of(struct udphdr *udp, void *end, __u8 family, const void *saddr,
+        const struct xdp_pair **pair, int *from, __u32 *reason) {
   __u8 *g = (__u8 *)(udp + 1);
   if ((void *)(g + GENEVE_HEADER) > end) {
     *reason = XDP_PASS_SHORT;
@@ -187,8 +189,17 @@ static __always_inline const struct xdp_pair *lookup_pair(struct udphdr *udp,
   }
   __u32 vni = ((__u32)g[4] << 16) | ((__u32)g[5] << 8) | g[6];
   const struct xdp_pair *p = bpf_map_lookup_elem(&pairs, &vni);
-  if (!p) *reason = XDP_PASS_UNKNOWN_VNI;
-  return p;
+  if (!p) {
+    *reason = XDP_PASS_UNKNOWN_VNI;
+    return 0;
+  }
+  *from = side_of(p, family, saddr, udp->source);
+  if (*from < 0) {
+    *reason = XDP_PASS_UNKNOWN_SOURCE;
+    return 0;
+  }
+  *pair = p;
+  return &p->side[*from ^ 1];
 }
 
 static __always_inline int relay_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
@@ -219,11 +230,11 @@ static __always_inline int relay_ipv4(struct xdp_md *ctx, struct ethhdr *eth,
     return pass(XDP_PASS_BAD_LENGTH);
 
   __u32 reason = 0;
-  const struct xdp_pair *p = lookup_pair(udp, end, &reason);
-  if (!p) return pass(reason);
-  const int from = side_of(p, XDP_FAMILY_IPV4, &ip->saddr, udp->source);
-  if (from < 0) return pass(XDP_PASS_UNKNOWN_SOURCE);
-  const struct xdp_side *to = &p->side[from ^ 1];
+  const struct xdp_pair *p = 0;
+  int from = 0;
+  const struct xdp_side *to = peer_of(udp, end, XDP_FAMILY_IPV4, &ip->saddr,
+                                      &p, &from, &reason);
+  if (!to) return pass(reason);
 
   __be32 new_dst;
   __builtin_memcpy(&new_dst, to->addr, 4);
@@ -281,11 +292,11 @@ static __always_inline int relay_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
   if (udp->check == 0) return pass(XDP_PASS_ZERO_CHECKSUM6);
 
   __u32 reason = 0;
-  const struct xdp_pair *p = lookup_pair(udp, end, &reason);
-  if (!p) return pass(reason);
-  const int from = side_of(p, XDP_FAMILY_IPV6, &ip->saddr, udp->source);
-  if (from < 0) return pass(XDP_PASS_UNKNOWN_SOURCE);
-  const struct xdp_side *to = &p->side[from ^ 1];
+  const struct xdp_pair *p = 0;
+  int from = 0;
+  const struct xdp_side *to = peer_of(udp, end, XDP_FAMILY_IPV6, &ip->saddr,
+                                      &p, &from, &reason);
+  if (!to) return pass(reason);
 
   struct bpf_fib_lookup fib = {};
   fib.family = AF_INET6;
