@@ -91,6 +91,10 @@ constexpr size_t kStatsStride = (sizeof(xdp_slot_stats) + 7) / 8 * 8;
 
 }  // namespace
 
+bool IsXdpAttachMode(absl::string_view mode) {
+  return mode == "native" || mode == "generic" || mode == "auto";
+}
+
 const char* XdpPassReasonName(int reason) {
   switch (reason) {
     case XDP_PASS_IP_OPTIONS: return "ip_options";
@@ -123,8 +127,7 @@ absl::StatusOr<std::unique_ptr<XdpTier>> XdpTier::LoadForTesting(
 }
 
 absl::StatusOr<std::unique_ptr<XdpTier>> XdpTier::Attach(XdpOptions options) {
-  if (options.mode != "native" && options.mode != "generic" &&
-      options.mode != "auto") {
+  if (!IsXdpAttachMode(options.mode)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "xdp: unknown mode \"", options.mode, "\" (off, auto, native, generic)"));
   }

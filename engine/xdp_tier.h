@@ -32,6 +32,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/socket_address.h"
 #include "engine/xdp_abi.h"
 #include "relay/counters.h"
@@ -56,6 +57,10 @@ struct XdpOptions {
   // Pairs the kernel can forward at once; more stay in user space.
   uint32_t max_pairs = 65536;
 };
+
+// True for the modes Attach takes: "native", "generic", "auto" ("off" is
+// the caller's: no tier at all).
+bool IsXdpAttachMode(absl::string_view mode);
 
 // Names of the pass reasons (metrics label values), by xdp_pass_reason.
 const char* XdpPassReasonName(int reason);

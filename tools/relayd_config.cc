@@ -18,6 +18,7 @@
 #include "common/small_file.h"
 #include "disco/key_file.h"
 #include "engine/engines.h"
+#include "engine/xdp_tier.h"
 #include "relay/vni_allocator.h"
 #include "common/cli.h"
 
@@ -431,8 +432,7 @@ absl::StatusOr<RelaydConfig> ParseConfig(bool read_only) {
   }
   c.status_file = absl::GetFlag(FLAGS_status_file);
   c.xdp = absl::GetFlag(FLAGS_xdp);
-  if (c.xdp != "off" && c.xdp != "auto" && c.xdp != "native" &&
-      c.xdp != "generic") {
+  if (c.xdp != "off" && !engine::IsXdpAttachMode(c.xdp)) {
     return Fail("--xdp must be off, auto, native or generic");
   }
   c.xdp_interfaces = absl::GetFlag(FLAGS_xdp_interfaces);
